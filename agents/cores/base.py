@@ -1,0 +1,78 @@
+"""The interface every recurrent core shares: one differentiable time step over a flat state."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["ElementwiseCore", "ElementwiseTerms", "RecurrentCore"]
+
+
+class RecurrentCore(nn.Module):
+    """A recurrent cell advanced one time step at a time.
+
+    The state is one tensor of shape (B, state_size), so that rules can reset, carry and
+    differentiate it without knowing the core. ``out, state = core(x, state)`` is plain autograd:
+    full BPTT or TBPTT is backprop over a loop of these calls.
+
+    Attributes:
+        input_size: D, the size of x.
+        hidden_size: N, the size of out.
+        state_size: S, the size of the carried state.
+        readout_parameter_names: parameters that shape ``out`` but never the state; rules give
+            them ordinary backprop and carry no sensitivity for them.
+    """
+
+    readout_parameter_names: tuple[str, ...] = ()
+
+    def __init__(self, input_size: int, hidden_size: int, state_size: int) -> None:
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.state_size = state_size
+
+    def initial_state(self, batch_size: int) -> Tensor:
+        """Zeros of shape (B, S), on the core's device and dtype."""
+        p = next(self.parameters())
+        return torch.zeros(batch_size, self.state_size, device=p.device, dtype=p.dtype)
+
+    def recurrent_parameters(self) -> dict[str, nn.Parameter]:
+        """The parameters the state depends on: those a rule must carry sensitivities for."""
+        return {n: p for n, p in self.named_parameters() if n not in self.readout_parameter_names}
+
+    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        """One step. x: (B, D), state: (B, S) -> out: (B, N), state: (B, S)."""
+        raise NotImplementedError
+
+
+class ElementwiseTerms(NamedTuple):
+    """One step's local derivatives of an element-wise core, in its diagonal coordinates.
+
+    With K diagonal units (real for eLSTM, complex for RTU) and the state in those coordinates:
+        ∂c_t/∂c_{t-1} = diag(a)                                   a: (B, K)
+        ∂c_t/∂P |_(c_{t-1} fixed) = coef[P] ⊗ inputs[P]           for a matrix P: (K, D)
+        ∂c_t/∂w |_(c_{t-1} fixed) = coef[w]                       for a vector w: (K,)
+    ``inputs[name]`` is None for vector parameters.
+    """
+
+    a: Tensor
+    coef: dict[str, Tensor]
+    inputs: dict[str, Tensor | None]
+
+
+class ElementwiseCore(RecurrentCore):
+    """A core whose recurrence is diagonal, so that exact RTRL costs O(|θ|) per environment.
+
+    Each unit's recurrence touches only its own rows of the recurrent parameters: the sensitivity
+    of unit k is the size of the parameters that unit owns (Irie et al. 2023; Elelimy et al. 2024).
+    """
+
+    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
+        """Like forward, and also the step's local derivatives (detached) for exact RTRL."""
+        raise NotImplementedError
+
+    def to_diagonal(self, state_like: Tensor) -> Tensor:
+        """Map a (B, S) state (or its gradient) to the K diagonal coordinates (B, K)."""
+        return state_like

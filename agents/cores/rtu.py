@@ -1,0 +1,86 @@
+"""Recurrent Trace Units (Elelimy et al. 2024): complex-diagonal linear recurrence."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from agents.cores.base import ElementwiseCore, ElementwiseTerms
+
+__all__ = ["RTU"]
+
+
+class RTU(ElementwiseCore):
+    """Linear RTU with a ReLU readout. With n = N/2 complex units c = c¹ + i c²:
+
+        r = exp(−exp(ν)),  θ = exp(θ_log),  λ = r e^{iθ} = g + i φ,  n_r = sqrt(1 − r²)
+        c¹_t = g c¹_{t-1} − φ c²_{t-1} + n_r (W₁ x_t)
+        c²_t = g c²_{t-1} + φ c¹_{t-1} + n_r (W₂ x_t)        i.e.  c_t = λ c_{t-1} + n_r (W₁ + i W₂) x_t
+        out_t = relu([c¹_t; c²_t])
+
+    State: [c¹; c²], (B, N); hidden_size N must be even. Initialisation as the authors': r² ~ U(0, 1),
+    θ ~ U(0, 2π), W₁, W₂ ~ N(0, 1/D).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int) -> None:
+        if hidden_size % 2:
+            raise ValueError(
+                f"RTU needs an even hidden_size (N/2 complex units), got {hidden_size}"
+            )
+        super().__init__(input_size, hidden_size, state_size=hidden_size)
+        n = hidden_size // 2
+        r2 = torch.rand(n).clamp(1e-4, 1 - 1e-4)
+        self.nu_log = nn.Parameter(torch.log(-0.5 * torch.log(r2)))
+        self.theta_log = nn.Parameter(torch.log(2 * math.pi * torch.rand(n).clamp_min(1e-4)))
+        self.W1 = nn.Parameter(torch.randn(n, input_size) / math.sqrt(input_size))
+        self.W2 = nn.Parameter(torch.randn(n, input_size) / math.sqrt(input_size))
+
+    def _coefficients(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        nu, theta = torch.exp(self.nu_log), torch.exp(self.theta_log)
+        r = torch.exp(-nu)
+        g, phi = r * torch.cos(theta), r * torch.sin(theta)
+        norm = torch.sqrt(1 - r * r)
+        return nu, theta, g, phi, norm
+
+    def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        c = self._step(x, state)[0]
+        return F.relu(c), c
+
+    def _step(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        _, _, g, phi, norm = self._coefficients()
+        c1, c2 = state.chunk(2, dim=-1)
+        u1, u2 = F.linear(x, self.W1), F.linear(x, self.W2)
+        new = torch.cat([g * c1 - phi * c2 + norm * u1, g * c2 + phi * c1 + norm * u2], dim=-1)
+        return new, u1, u2
+
+    def to_diagonal(self, state_like: Tensor) -> Tensor:
+        c1, c2 = state_like.chunk(2, dim=-1)
+        return torch.complex(c1, c2)
+
+    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
+        """Also returns, detached, in complex coordinates (ALGORITHMS.md §3):
+        a = λ;  ∂c/∂ν = −e^ν λ c_{t-1} + (r² e^ν / n_r) u;  ∂c/∂θ_log = i θ λ c_{t-1};
+        ∂c/∂W₁ = n_r ⊗ x,  ∂c/∂W₂ = i n_r ⊗ x,  with u = (W₁ + i W₂) x.
+        """
+        c, u1, u2 = self._step(x, state)
+        with torch.no_grad():
+            nu, theta, g, phi, norm = self._coefficients()
+            lam = torch.complex(g, phi)
+            c_prev = self.to_diagonal(state.detach())
+            u = torch.complex(u1.detach(), u2.detach())
+            r2 = g * g + phi * phi
+            ones = torch.ones_like(c_prev)
+            terms = ElementwiseTerms(
+                a=lam.expand_as(c_prev),
+                coef={
+                    "nu_log": -nu * lam * c_prev + (r2 * nu / norm) * u,
+                    "theta_log": 1j * theta * lam * c_prev,
+                    "W1": norm * ones,
+                    "W2": 1j * norm * ones,
+                },
+                inputs={"nu_log": None, "theta_log": None, "W1": x.detach(), "W2": x.detach()},
+            )
+        return F.relu(c), c, terms

@@ -1,0 +1,142 @@
+"""Exact real-time recurrent learning (Williams & Zipser 1989)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from torch.func import jacrev, vmap
+
+from agents.cores.base import ElementwiseCore, ElementwiseTerms, RecurrentCore
+from agents.rules.base import Rule, functional_state_step
+
+__all__ = ["RTRL"]
+
+#: the dense path refuses sensitivities larger than this many elements (B·S·|θ|)
+DENSE_LIMIT = 2**27
+
+
+class RTRL(Rule):
+    """Exact RTRL: carries G_t = ds_t/dθ forward, so the gradient is that of full BPTT.
+
+    Element-wise cores (ELSTM, RTU), ``method="elementwise"``; ALGORITHMS.md §1–3. With
+    ∂c_t/∂c_{t-1} = diag(a_t), each recurrent matrix P (K, D) and vector w (K,) keeps
+        S^P_t = a_t ⊙ S^P_{t-1} + coef^P_t ⊗ x_t       (B, K, D)
+        s^w_t = a_t ⊙ s^w_{t-1} + coef^w_t             (B, K)
+    i.e. sensitivities exactly the size of θ per environment. Over a chunk of M steps (the
+    hybrid, §2), with ã_t = a_t · keep_t (0 after a reset), the carry is one batched matmul:
+        S_M = (Π_t ã_t) ⊙ S_0 + Σ_t (Π_{s>t} ã_s ⊙ coef_t) ⊗ x_t        ((B,K,M) @ (B,M,D))
+    In complex coordinates (RTU) the parameter gradient is Re(Σ_b conj(e_b) · S_b).
+
+    Any core, ``method="dense"``; §4: G_t = H_t G_{t-1} + F_t, H_t = ∂s_t/∂s_{t-1} (B, S, S),
+    F_t = ∂s_t/∂θ (B, S, |θ|), from torch.func Jacobians. O(S²·|θ|) per step: the reference
+    for small cores and for the approximations.
+
+    ``method="auto"`` picks the element-wise path when the core has one.
+    """
+
+    def __init__(self, core: RecurrentCore, method: str = "auto") -> None:
+        super().__init__(core)
+        if method == "auto":
+            method = "elementwise" if isinstance(core, ElementwiseCore) else "dense"
+        if method not in ("elementwise", "dense"):
+            raise ValueError(
+                f"RTRL method must be 'auto', 'elementwise' or 'dense', got {method!r}"
+            )
+        if method == "elementwise" and not isinstance(core, ElementwiseCore):
+            raise TypeError(
+                f"RTRL's element-wise path supports ELSTM and RTU, not {type(core).__name__}; "
+                "use method='dense' (small cores), KFRTRL (RHN), UORO or TBPTT"
+            )
+        self.method = method
+        self._state_step = functional_state_step(core)
+
+    # --- traces ---------------------------------------------------------------------------
+    def _initial_traces(self, batch_size: int) -> dict[str, Tensor]:
+        state = self.core.initial_state(batch_size)
+        if self.method == "dense":
+            n_params = sum(p.numel() for p in self.params.values())
+            size = batch_size * state.shape[1] * n_params
+            if size > DENSE_LIMIT:
+                raise ValueError(
+                    f"dense RTRL on {type(self.core).__name__} needs a {batch_size}x"
+                    f"{state.shape[1]}x{n_params} sensitivity ({size:,} numbers); use a smaller "
+                    "core, an element-wise core (ELSTM, RTU), KFRTRL (RHN), UORO or TBPTT"
+                )
+            return {"G": state.new_zeros(batch_size, state.shape[1], n_params)}
+        diag = self.core.to_diagonal(state)  # (B, K), real or complex
+        return {name: diag.new_zeros(batch_size, *p.shape) for name, p in self.params.items()}
+
+    def _carried_grads(self, traces: dict[str, Tensor], grad_state: Tensor) -> list[Tensor]:
+        if self.method == "dense":
+            flat = torch.einsum("bs,bsp->p", grad_state, traces["G"])
+            return list(_unflatten(flat, self.params.values()))
+        e = self.core.to_diagonal(grad_state).conj()  # (B, K)
+        grads = []
+        for name in self.params:
+            s = traces[name]
+            g = torch.einsum("bk,bkd->kd", e, s) if s.dim() == 3 else (e * s).sum(0)
+            grads.append(g.real)
+        return grads
+
+    # --- forward and advance --------------------------------------------------------------
+    def _forward(self, x: Tensor, state: Tensor):
+        if self.method == "dense":
+            return super()._forward(x, state)
+        return self.core.step_terms(x, state)
+
+    def _advance(self, traces, records, keeps):
+        if self.method == "dense":
+            return self._advance_dense(traces, records, keeps)
+        return self._advance_elementwise(traces, records, keeps)
+
+    def _advance_elementwise(
+        self,
+        traces: dict[str, Tensor],
+        records: list[ElementwiseTerms],
+        keeps: Sequence[Tensor | None],
+    ) -> dict[str, Tensor]:
+        a = torch.stack([r.a for r in records])  # (M, B, K)
+        if keeps[0] is not None:
+            a = a * torch.stack(keeps)[:, :, None]
+        # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
+        through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
+        total = through[0]
+        suffix = torch.cat([through[1:], torch.ones_like(total)[None]])
+        stacked_inputs: dict[int, Tensor] = {}
+        new = {}
+        for name, s0 in traces.items():
+            weighted = suffix * torch.stack([r.coef[name] for r in records])  # (M, B, K)
+            x0 = records[0].inputs[name]
+            if x0 is None:
+                new[name] = total * s0 + weighted.sum(0)
+                continue
+            key = id(x0)
+            if key not in stacked_inputs:  # F and Z share x: stack it once
+                stacked_inputs[key] = torch.stack([r.inputs[name] for r in records], dim=1)
+            xs = stacked_inputs[key].to(weighted.dtype)  # (B, M, D)
+            new[name] = torch.baddbmm(total[..., None] * s0, weighted.permute(1, 2, 0), xs)
+        return new
+
+    def _advance_dense(self, traces, records, keeps):
+        def row_step(params: dict[str, Tensor], x: Tensor, state: Tensor) -> Tensor:
+            return self._state_step(params, x[None], state[None])[0]
+
+        jac = vmap(jacrev(row_step, argnums=(0, 2)), in_dims=(None, 0, 0))
+        g = traces["G"]
+        params = dict(self.params)
+        for (x, state), keep in zip(records, keeps, strict=True):
+            if keep is not None:
+                g = g * keep[:, None, None]
+            f_params, h = jac(params, x, state)  # dict of (B, S, *shape), (B, S, S)
+            f = torch.cat([f_params[n].flatten(2) for n in self.params], dim=2)
+            g = torch.baddbmm(f, h, g)
+        return {"G": g}
+
+
+def _unflatten(flat: Tensor, like):
+    i = 0
+    for p in like:
+        yield flat[i : i + p.numel()].view_as(p)
+        i += p.numel()
