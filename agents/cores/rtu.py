@@ -27,9 +27,7 @@ class RTU(ElementwiseCore):
 
     def __init__(self, input_size: int, hidden_size: int) -> None:
         if hidden_size % 2:
-            raise ValueError(
-                f"RTU needs an even hidden_size (N/2 complex units), got {hidden_size}"
-            )
+            raise ValueError(f"RTU needs an even hidden_size (N/2 complex units), got {hidden_size}")
         super().__init__(input_size, hidden_size, state_size=hidden_size)
         n = hidden_size // 2
         r2 = torch.rand(n).clamp(1e-4, 1 - 1e-4)

@@ -41,9 +41,7 @@ class RTRL(Rule):
         if method == "auto":
             method = "elementwise" if isinstance(core, ElementwiseCore) else "dense"
         if method not in ("elementwise", "dense"):
-            raise ValueError(
-                f"RTRL method must be 'auto', 'elementwise' or 'dense', got {method!r}"
-            )
+            raise ValueError(f"RTRL method must be 'auto', 'elementwise' or 'dense', got {method!r}")
         if method == "elementwise" and not isinstance(core, ElementwiseCore):
             raise TypeError(
                 f"RTRL's element-wise path supports ELSTM and RTU, not {type(core).__name__}; "

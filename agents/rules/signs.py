@@ -8,9 +8,7 @@ from torch import Tensor
 __all__ = ["random_signs", "safe_ratio_sqrt"]
 
 
-def random_signs(
-    shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None
-) -> Tensor:
+def random_signs(shape: tuple[int, ...], like: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """±1 with equal probability, in ``like``'s dtype and device, from torch's generator."""
     bits = torch.randint(0, 2, shape, device=like.device, generator=generator)
     return (2 * bits - 1).to(like.dtype)

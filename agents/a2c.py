@@ -1,0 +1,308 @@
+"""The learner: synchronous actor-critic over vectorised envs, its core trained by a gradient rule.
+
+Read top to bottom: collect a rollout of M = ``rollout_len`` steps, compute GAE(λ), update (A2C: one
+step; PPO: epochs over minibatches of whole environments), repeat. The rule's traces carry credit
+across rollouts and updates: nothing is cached per step beyond the rollout, and the state and traces
+are reset only per environment, when its episode ends.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, VectorEnv
+from torch import Tensor, nn
+
+from agents.losses import actor_critic_loss, gae, normalize
+from agents.policy import ActorCritic
+from agents.rules import Rule, RuleState
+
+__all__ = ["A2C", "LearnerConfig", "Rollout"]
+
+
+@dataclass
+class LearnerConfig:
+    """Hyperparameters of the update (the Hydra ``algo`` group)."""
+
+    rollout_len: int = 16  # M: environment steps per rollout (1 = fully online)
+    update: str = "ppo"  # "a2c": one step per rollout; "ppo": clipped epochs over the rollout
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    lr: float = 3e-4
+    optimizer: str = "adam"  # "adam" or "rmsprop" (IMPALA)
+    num_epochs: int = 4  # PPO epochs over each rollout
+    num_minibatches: int = 4  # PPO minibatches, each a set of whole environments
+    clip_coef: float = 0.2  # PPO ratio clip
+    ent_coef: float = 0.01
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    norm_adv: bool = True  # normalise advantages (per minibatch)
+    eps: float = 1e-5  # optimiser epsilon
+    rms_alpha: float = 0.99  # RMSprop smoothing
+
+    def __post_init__(self) -> None:
+        if self.update not in ("a2c", "ppo"):
+            raise ValueError(f"update must be 'a2c' or 'ppo', got {self.update!r}")
+        if self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
+        if self.rollout_len < 1:
+            raise ValueError(f"rollout_len must be >= 1, got {self.rollout_len}")
+
+
+class Rollout(NamedTuple):
+    """One rollout, time-first: every field is (M, B, ...) except next_value (B,)."""
+
+    obs: Tensor
+    prev_actions: Tensor
+    prev_rewards: Tensor
+    episode_starts: Tensor  # bool: obs[t] begins an episode (state and traces reset before t)
+    actions: Tensor
+    log_probs: Tensor
+    values: Tensor
+    rewards: Tensor
+    terminated: Tensor  # bool
+    ended: Tensor  # bool: terminated or truncated after step t
+    valid: Tensor  # bool: False on NEXT_STEP autoreset steps, whose action the env ignored
+    next_value: Tensor
+
+
+def index_rows(rstate: RuleState, rows: Tensor) -> RuleState:
+    return RuleState(rstate.state[rows], {k: v[rows] for k, v in rstate.traces.items()})
+
+
+class A2C:
+    """Actor-critic learner, A2C or PPO update, for any gradient rule.
+
+    Args:
+        agent: the network (encoder, core, heads).
+        rule: the gradient rule wrapping ``agent.core``.
+        envs: a gymnasium VectorEnv (NEXT_STEP or SAME_STEP autoreset).
+        cfg: the update's hyperparameters.
+        device: where the network lives.
+    """
+
+    def __init__(
+        self, agent: ActorCritic, rule: Rule, envs: VectorEnv, cfg: LearnerConfig, device: torch.device
+    ) -> None:
+        if rule.core is not agent.core:
+            raise ValueError("the rule must wrap the agent's own core")
+        self.agent, self.rule, self.envs, self.cfg, self.device = agent, rule, envs, cfg, device
+        self.num_envs = envs.num_envs
+        mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
+        self.next_step_autoreset = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
+        opt = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
+        kwargs = {"alpha": cfg.rms_alpha} if cfg.optimizer == "rmsprop" else {}
+        self.optimizer = opt(agent.parameters(), lr=cfg.lr, eps=cfg.eps, **kwargs)
+        self.global_step = 0  # environment steps, summed over envs
+        self.updates = 0
+        self.skipped_updates = 0
+        self.episode_returns: deque[float] = deque(maxlen=100)
+        self.episode_lengths: deque[int] = deque(maxlen=100)
+        self.rstate = rule.initial_state(self.num_envs)
+        self.reset_envs(seed=None)
+
+    # ------------------------------------------------------------------------------------------
+    def reset_envs(self, seed: int | None) -> None:
+        """Start every environment afresh; their states and traces are reset on the first step."""
+        obs, _ = self.envs.reset(seed=seed)
+        self.obs = self._to_tensor(obs)
+        b = self.num_envs
+        self.episode_start = torch.ones(b, dtype=torch.bool, device=self.device)
+        self.pending_reset = torch.zeros(b, dtype=torch.bool, device=self.device)
+        self.prev_action = self._to_tensor(np.zeros((b, *self._action_shape()), self._action_dtype()))
+        self.prev_reward = torch.zeros(b, device=self.device)
+
+    def _action_shape(self) -> tuple[int, ...]:
+        return self.envs.single_action_space.shape or ()
+
+    def _action_dtype(self) -> Any:
+        return np.float32 if isinstance(self.envs.single_action_space, spaces.Box) else np.int64
+
+    def _to_tensor(self, x: np.ndarray) -> Tensor:
+        return torch.as_tensor(np.asarray(x), device=self.device)
+
+    # --- collect ------------------------------------------------------------------------------
+    @torch.no_grad()
+    def collect(self) -> Rollout:
+        """Act for M steps with the current parameters; no gradients, no traces."""
+        m, agent = self.cfg.rollout_len, self.agent
+        state = self.rstate.state.clone()
+        buf: dict[str, list[Tensor]] = {k: [] for k in Rollout._fields if k != "next_value"}
+        for _ in range(m):
+            start = self.episode_start
+            x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
+            out, state = agent.core(x, state * (~start)[:, None].to(state.dtype))
+            dist, value = agent.heads(out)
+            action = dist.sample()
+            env_action = action.cpu().numpy()  # sync point: the env steps on the host
+            if isinstance(self.envs.single_action_space, spaces.Box):
+                space = self.envs.single_action_space
+                env_action = np.clip(env_action, space.low, space.high)
+            next_obs, reward, term, trunc, info = self.envs.step(env_action)
+            self._record_episodes(info)
+            reward_t = self._to_tensor(reward).float()
+            term_t, trunc_t = self._to_tensor(term).bool(), self._to_tensor(trunc).bool()
+            for key, val in (
+                ("obs", self.obs),
+                ("prev_actions", self.prev_action),
+                ("prev_rewards", self.prev_reward),
+                ("episode_starts", start),
+                ("actions", action),
+                ("log_probs", dist.log_prob(action)),
+                ("values", value),
+                ("rewards", reward_t),
+                ("terminated", term_t),
+                ("ended", term_t | trunc_t),
+                ("valid", ~self.pending_reset),
+            ):
+                buf[key].append(val)
+            ended = term_t | trunc_t
+            if self.next_step_autoreset:
+                # The step after an episode's end only resets the env: mask it, and start the
+                # state afresh on the observation it returns.
+                self.episode_start, self.pending_reset = self.pending_reset, ended
+            else:
+                self.episode_start = ended
+            self.obs, self.prev_action, self.prev_reward = self._to_tensor(next_obs), action, reward_t
+            self.global_step += self.num_envs
+        start = self.episode_start
+        x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
+        out, _ = agent.core(x, state * (~start)[:, None].to(state.dtype))
+        next_value = agent.heads(out)[1]
+        return Rollout(**{k: torch.stack(v) for k, v in buf.items()}, next_value=next_value)
+
+    def _record_episodes(self, info: dict[str, Any]) -> None:
+        if "episode" not in info:
+            return
+        done = np.asarray(info.get("_episode", np.ones(self.num_envs, bool)), dtype=bool)
+        self.episode_returns.extend(np.asarray(info["episode"]["r"])[done].tolist())
+        self.episode_lengths.extend(np.asarray(info["episode"]["l"])[done].tolist())
+
+    # --- advantage and update -----------------------------------------------------------------
+    def update(self, ro: Rollout) -> dict[str, float]:
+        """GAE, then the A2C step or the PPO epochs; the rule's traces advance once, after them."""
+        cfg, agent = self.cfg, self.agent
+        advantages, returns = gae(
+            ro.rewards, ro.values, ro.next_value, ro.terminated, ro.ended, cfg.gamma, cfg.gae_lambda
+        )
+        ppo = cfg.update == "ppo"
+        epochs = cfg.num_epochs if ppo else 1
+        groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
+        new_state = self.rstate.state.clone()
+        new_traces = {k: v.clone() for k, v in self.rstate.traces.items()}
+        stats: dict[str, list[float]] = {}
+        for epoch in range(epochs):
+            last_epoch = epoch == epochs - 1
+            for rows in torch.randperm(self.num_envs, device=self.device).chunk(groups):
+                terms, rstate_end = self._minibatch_loss(ro, rows, advantages, returns, last_epoch)
+                self.optimizer.zero_grad(set_to_none=True)
+                terms.loss.backward()
+                grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                if torch.isfinite(grad_norm):  # sync point: never apply NaN or Inf to the weights
+                    self.optimizer.step()
+                else:
+                    self.skipped_updates += 1
+                if last_epoch:
+                    new_state[rows] = rstate_end.state
+                    for k, v in rstate_end.traces.items():
+                        new_traces[k][rows] = v
+                for name, val in terms._asdict().items():
+                    stats.setdefault(name, []).append(float(val.detach()))
+                stats.setdefault("grad_norm", []).append(float(grad_norm))
+        self.rstate = self._sanitize(RuleState(new_state, new_traces))
+        self.updates += 1
+        out = {k: float(np.mean(v)) for k, v in stats.items()}
+        out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
+        out["learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        out["skipped_updates"] = float(self.skipped_updates)
+        return out
+
+    def _minibatch_loss(
+        self, ro: Rollout, rows: Tensor, advantages: Tensor, returns: Tensor, advance: bool
+    ) -> tuple[Any, RuleState]:
+        """Re-run the rollout for environments ``rows`` through the rule, with gradients."""
+        m, b = ro.rewards.shape[0], rows.numel()
+        flat = lambda t: t[:, rows].flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
+        x = self.agent.core_input(
+            flat(ro.obs), flat(ro.prev_actions), flat(ro.prev_rewards), flat(ro.episode_starts)
+        ).view(m, b, -1)
+        outs, rstate_end = self.rule.unroll(
+            x, index_rows(self.rstate, rows), ro.episode_starts[:, rows], advance=advance
+        )
+        dist, value = self.agent.heads(outs)
+        valid = ro.valid[:, rows]
+        adv = advantages[:, rows]
+        if self.cfg.norm_adv:
+            adv = normalize(adv, valid)
+        terms = actor_critic_loss(
+            dist.log_prob(ro.actions[:, rows]),
+            dist.entropy(),
+            value,
+            ro.log_probs[:, rows],
+            adv,
+            returns[:, rows],
+            valid,
+            self.cfg.vf_coef,
+            self.cfg.ent_coef,
+            self.cfg.clip_coef if self.cfg.update == "ppo" else None,
+        )
+        return terms, rstate_end
+
+    def _sanitize(self, rstate: RuleState) -> RuleState:
+        """Reset the rows whose state or traces overflowed, rather than carry NaN forward."""
+        bad = ~torch.isfinite(rstate.state).all(1)
+        for v in rstate.traces.values():
+            bad |= ~torch.isfinite(v.flatten(1)).all(1)
+        if bad.any():
+            rstate = self.rule.reset(
+                RuleState(
+                    rstate.state.nan_to_num(0.0, 0.0, 0.0),
+                    {k: v.nan_to_num(0.0, 0.0, 0.0) for k, v in rstate.traces.items()},
+                ),
+                bad,
+            )
+        return rstate
+
+    # --- checkpointing ------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue: weights, optimiser, rule state and traces, counters, RNG."""
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return {
+            "agent": self.agent.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rule_state": {"state": self.rstate.state, "traces": dict(self.rstate.traces)},
+            "counters": {
+                "global_step": self.global_step,
+                "updates": self.updates,
+                "skipped_updates": self.skipped_updates,
+            },
+            "rng": rng,
+        }
+
+    def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.agent.load_state_dict(sd["agent"])
+        self.optimizer.load_state_dict(sd["optimizer"])
+        rs = sd["rule_state"]
+        self.rstate = RuleState(
+            rs["state"].to(self.device), {k: v.to(self.device) for k, v in rs["traces"].items()}
+        )
+        self.global_step = int(sd["counters"]["global_step"])
+        self.updates = int(sd["counters"]["updates"])
+        self.skipped_updates = int(sd["counters"]["skipped_updates"])
+        torch.set_rng_state(sd["rng"]["torch"])
+        if "cuda" in sd["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(sd["rng"]["cuda"])
+
+
+def explained_variance(values: Tensor, returns: Tensor, valid: Tensor) -> float:
+    """1 − Var[R − V] / Var[R] over valid steps (SB3's train/explained_variance)."""
+    v, r = values[valid], returns[valid]
+    var_r = r.var() if r.numel() > 1 else torch.tensor(0.0)
+    return float("nan") if var_r == 0 else float(1 - (r - v).var() / var_r)

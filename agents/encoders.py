@@ -1,0 +1,127 @@
+"""Observation encoders, chosen by the observation space."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor, nn
+
+__all__ = ["ImpalaCNN", "MLPEncoder", "NatureCNN", "OneHotEncoder", "make_encoder"]
+
+
+class OneHotEncoder(nn.Module):
+    """Discrete or MultiDiscrete observations → concatenated one-hot vectors."""
+
+    def __init__(self, nvec: list[int]) -> None:
+        super().__init__()
+        self.register_buffer("nvec", torch.as_tensor(nvec, dtype=torch.long), persistent=False)
+        self.out_size = int(sum(nvec))
+
+    def forward(self, obs: Tensor) -> Tensor:  # (B,) or (B, K) integers -> (B, Σ n_k)
+        obs = obs.long().reshape(obs.shape[0], -1)
+        return torch.cat(
+            [F.one_hot(obs[:, k], int(n)) for k, n in enumerate(self.nvec.tolist())], dim=1
+        ).float()
+
+
+class MLPEncoder(nn.Module):
+    """Flat vector observations → an MLP (tanh, as SB3's default for on-policy agents)."""
+
+    def __init__(self, in_size: int, hidden: list[int]) -> None:
+        super().__init__()
+        layers, size = [], in_size
+        for h in hidden:
+            layers += [nn.Linear(size, h), nn.Tanh()]
+            size = h
+        self.net = nn.Sequential(*layers)
+        self.out_size = size
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.net(obs.float().flatten(1))
+
+
+class NatureCNN(nn.Module):
+    """Mnih et al. 2015's torso for (C, 84, 84) uint8 frames; pixels scaled to [0, 1]."""
+
+    def __init__(self, channels: int, height: int, width: int, out_size: int = 512) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(channels, 32, 8, stride=4),
+            nn.ReLU(),
+            nn.Conv2d(32, 64, 4, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1),
+            nn.ReLU(),
+            nn.Flatten(),
+        )
+        with torch.no_grad():
+            n_flat = self.conv(torch.zeros(1, channels, height, width)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, out_size), nn.ReLU())
+        self.out_size = out_size
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.fc(self.conv(obs.float() / 255.0))
+
+
+class _ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv0 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.conv1(F.relu(self.conv0(F.relu(x))))
+
+
+class ImpalaCNN(nn.Module):
+    """Espeholt et al. 2018's residual torso (16, 32, 32 channels), as used for ProcGen."""
+
+    def __init__(self, channels: int, height: int, width: int, out_size: int = 256) -> None:
+        super().__init__()
+        blocks, c = [], channels
+        for depth in (16, 32, 32):
+            blocks += [
+                nn.Conv2d(c, depth, 3, padding=1),
+                nn.MaxPool2d(3, 2, padding=1),
+                _ResidualBlock(depth),
+                _ResidualBlock(depth),
+            ]
+            c = depth
+        self.conv = nn.Sequential(*blocks, nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n_flat = self.conv(torch.zeros(1, channels, height, width)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, out_size), nn.ReLU())
+        self.out_size = out_size
+
+    def forward(self, obs: Tensor) -> Tensor:
+        return self.fc(self.conv(obs.float() / 255.0))
+
+
+def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] | None = None) -> nn.Module:
+    """Encoder for ``space``: one-hot for Discrete/MultiDiscrete, an MLP for flat Box vectors,
+    a Nature-CNN (``kind="nature"``, the default for images) or IMPALA-ResNet (``"impala"``) for
+    channels-first uint8 images. Anything else raises, naming the space."""
+    mlp_hidden = [64] if mlp_hidden is None else list(mlp_hidden)
+    if isinstance(space, spaces.Discrete):
+        return OneHotEncoder([int(space.n)])
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return OneHotEncoder([int(n) for n in space.nvec])
+    if isinstance(space, spaces.Box):
+        if space.dtype == np.uint8 and len(space.shape) == 3:
+            if kind == "impala":
+                return ImpalaCNN(*space.shape)
+            if kind in ("auto", "nature"):
+                return NatureCNN(*space.shape)
+            raise ValueError(f"encoder {kind!r} does not fit image space {space}; use nature or impala")
+        if len(space.shape) == 1:
+            return MLPEncoder(int(space.shape[0]), mlp_hidden)
+        raise ValueError(
+            f"unsupported observation space {space}: Box observations must be flat vectors or "
+            "channels-first uint8 images (C, H, W)"
+        )
+    raise ValueError(
+        f"unsupported observation space {space}: supported are Discrete, MultiDiscrete, "
+        "flat Box vectors and channels-first uint8 image Boxes"
+    )

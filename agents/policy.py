@@ -1,0 +1,140 @@
+"""The agent's network: encoder by observation space → recurrent core → heads by action space.
+
+The core is driven by a gradient rule (agents/rules), never called for gradients here. Its input
+at step t is x_t = [encoder(obs_t); prev_action_t; prev_reward_t; episode_start_t], the extra
+inputs being optional (Irie et al. 2023; R2D2). The stem (encoder) is trained by BPTT within the
+rollout: its gradient flows back from every later step of the chunk through the core.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import Tensor, nn
+from torch.distributions import Categorical, Distribution, Independent, Normal
+
+from agents.encoders import make_encoder
+from agents.registry import make_core
+
+__all__ = ["ActorCritic", "MultiCategorical"]
+
+
+class MultiCategorical(Distribution):
+    """Independent categoricals, one per MultiDiscrete component (factorised policy)."""
+
+    arg_constraints: dict = {}
+
+    def __init__(self, logits: Tensor, nvec: list[int]) -> None:
+        self.dists = [Categorical(logits=chunk) for chunk in logits.split(nvec, dim=-1)]
+        super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
+
+    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
+        return torch.stack([d.sample(sample_shape) for d in self.dists], dim=-1)
+
+    def log_prob(self, value: Tensor) -> Tensor:
+        return sum(d.log_prob(value[..., k]) for k, d in enumerate(self.dists))
+
+    def entropy(self) -> Tensor:
+        return sum(d.entropy() for d in self.dists)
+
+    @property
+    def mode(self) -> Tensor:
+        return torch.stack([d.probs.argmax(-1) for d in self.dists], dim=-1)
+
+
+class ActorCritic(nn.Module):
+    """Encoder, core and heads. Shapes: obs (B, ...) → x (B, D); core out (B, N) → dist, value (B,).
+
+    Args:
+        obs_space, action_space: the (single-env) gymnasium spaces.
+        core: core name ("elstm", "rhn", "rtu", "lstm", "gru"); ``core_kwargs`` e.g. depth.
+        hidden_size: N.
+        encoder: "auto", "nature" or "impala" (images); ``mlp_hidden`` for vector observations.
+        prev_action, prev_reward, start_flag: which extra inputs the core receives.
+    """
+
+    def __init__(
+        self,
+        obs_space: spaces.Space,
+        action_space: spaces.Space,
+        core: str = "elstm",
+        hidden_size: int = 128,
+        core_kwargs: dict[str, Any] | None = None,
+        encoder: str = "auto",
+        mlp_hidden: list[int] | None = None,
+        prev_action: bool = True,
+        prev_reward: bool = True,
+        start_flag: bool = True,
+    ) -> None:
+        super().__init__()
+        self.action_space = action_space
+        self.use_prev_action, self.use_prev_reward, self.use_start = prev_action, prev_reward, start_flag
+        self.encoder = make_encoder(obs_space, encoder, mlp_hidden)
+        if isinstance(action_space, spaces.Discrete):
+            self.nvec, n_logits, self.action_features = (
+                [int(action_space.n)],
+                int(action_space.n),
+                int(action_space.n),
+            )
+        elif isinstance(action_space, spaces.MultiDiscrete) and action_space.nvec.ndim == 1:
+            self.nvec = [int(n) for n in action_space.nvec]
+            n_logits = self.action_features = sum(self.nvec)
+        elif isinstance(action_space, spaces.Box) and len(action_space.shape) == 1:
+            self.nvec, n_logits = [], int(action_space.shape[0])
+            self.action_features = n_logits
+            self.log_std = nn.Parameter(torch.zeros(n_logits))
+        else:
+            raise ValueError(
+                f"unsupported action space {action_space}: supported are Discrete, MultiDiscrete "
+                "and flat Box (Gaussian policy)"
+            )
+        core_in = (
+            self.encoder.out_size + self.action_features * prev_action + int(prev_reward) + int(start_flag)
+        )
+        self.core = make_core(core, core_in, hidden_size, **(core_kwargs or {}))
+        self.actor = nn.Linear(hidden_size, n_logits)
+        self.critic = nn.Linear(hidden_size, 1)
+        nn.init.orthogonal_(self.actor.weight, 0.01)  # near-uniform initial policy (SB3, CleanRL)
+        nn.init.zeros_(self.actor.bias)
+        nn.init.orthogonal_(self.critic.weight, 1.0)
+        nn.init.zeros_(self.critic.bias)
+
+    def action_encoding(self, action: Tensor) -> Tensor:
+        """(B,) / (B, K) actions → (B, action_features): one-hot for discrete, raw for Box."""
+        if not self.nvec:
+            return action.float()
+        action = action.long().reshape(action.shape[0], -1)
+        return torch.cat([F.one_hot(action[:, k], n) for k, n in enumerate(self.nvec)], 1).float()
+
+    def core_input(
+        self, obs: Tensor, prev_action: Tensor, prev_reward: Tensor, episode_start: Tensor
+    ) -> Tensor:
+        """x_t, (B, D). prev_action/prev_reward are those that led to obs (zeros at a start)."""
+        parts = [self.encoder(obs)]
+        keep = (~episode_start).float()[:, None]
+        if self.use_prev_action:
+            parts.append(self.action_encoding(prev_action) * keep)
+        if self.use_prev_reward:
+            parts.append(prev_reward.float()[:, None] * keep)
+        if self.use_start:
+            parts.append(episode_start.float()[:, None])
+        return torch.cat(parts, dim=1)
+
+    def heads(self, out: Tensor) -> tuple[Distribution, Tensor]:
+        """Policy distribution and value from the core's output (..., N)."""
+        logits, value = self.actor(out), self.critic(out).squeeze(-1)
+        if not self.nvec:
+            return Independent(Normal(logits, self.log_std.exp().expand_as(logits)), 1), value
+        if len(self.nvec) == 1 and isinstance(self.action_space, spaces.Discrete):
+            return Categorical(logits=logits), value
+        return MultiCategorical(logits, self.nvec), value
+
+
+def greedy_action(dist: Distribution) -> Tensor:
+    """The most likely action of a Categorical, MultiCategorical or Gaussian policy."""
+    if isinstance(dist, Categorical):
+        return dist.probs.argmax(-1)
+    return dist.mode

@@ -1,0 +1,62 @@
+"""The one factory: an ``env`` config in, a ready vector env out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from gymnasium.vector import VectorEnv
+from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
+
+from envs.adapter import MadeEnv
+from envs.atari import make_atari
+from envs.custom import make_gym
+from envs.named import NamedVectorEnv
+from envs.popgym import make_popgym
+from envs.procgen import make_procgen
+from envs.recall import make_recall
+from envs.spaces import check_spaces
+
+__all__ = ["ENV_MAKERS", "make_vector_env"]
+
+# name -> maker(cfg, num_envs); each adapter documents its own config keys.
+ENV_MAKERS: dict[str, Callable[[Mapping[str, Any], int], MadeEnv]] = {
+    "recall": make_recall,
+    "popgym": make_popgym,
+    "atari": make_atari,
+    "procgen": make_procgen,
+    "gym": make_gym,
+}
+
+
+def make_vector_env(cfg: Mapping[str, Any], num_envs: int, seed: int) -> NamedVectorEnv:
+    """Build the vector env described by ``cfg`` (a dict or the Hydra ``env`` group).
+
+    Args:
+        cfg: ``name`` (one of ``ENV_MAKERS``) plus that env's options.
+        num_envs: number of sub-envs B.
+        seed: used by the first ``reset()`` that passes no seed, and seeds the action space.
+
+    Returns:
+        A vector env with ``metadata["autoreset_mode"]`` set, ``.env_name`` for logs, and
+        finished episodes reported with raw (unclipped) returns in ``info["episode"]["r"]``,
+        lengths in ``info["episode"]["l"]`` and the mask ``info["_episode"]`` of shape (B,).
+    """
+    name = cfg.get("name")
+    if name not in ENV_MAKERS:
+        raise ValueError(f"unknown env name {name!r}; valid names: {', '.join(ENV_MAKERS)}")
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    made = ENV_MAKERS[name](cfg, num_envs)
+    try:
+        check_spaces(made.env, made.name)
+    except ValueError:
+        made.env.close()
+        raise
+    # Statistics before any reward transform, so logged returns stay raw.
+    env: VectorEnv = RecordEpisodeStatistics(made.env)
+    if made.clip_rewards:
+        env = ClipReward(env, min_reward=-1.0, max_reward=1.0)
+    env = NamedVectorEnv(env, made.name, seed=seed)
+    env.action_space.seed(seed)
+    return env

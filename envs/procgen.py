@@ -1,0 +1,125 @@
+"""Procgen through its natively vectorised gym3 env, adapted to a gymnasium ``VectorEnv``.
+
+gym3 semantics: after ``act``, ``observe()`` returns ``(reward, obs, first)`` where ``first``
+marks an obs that starts a new episode, i.e. the previous one ended on this step and the
+env already reset. That is gymnasium's ``SAME_STEP`` autoreset, with no final observation.
+
+Procgen reports no timeout flag: ``info["level_complete"]`` tells success, but death and
+timeout look the same, so every episode end is reported as ``terminated`` and ``truncated``
+is always False. gym3 envs cannot be reset either, so ``reset()`` builds a fresh one seeded
+from the vector env's RNG.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.adapter import MadeEnv, resolve_options
+
+__all__ = ["DEFAULTS", "MEMORY_GAMES", "ProcgenVectorEnv", "make_procgen"]
+
+DEFAULTS: dict[str, Any] = {
+    "game": "maze",
+    "distribution_mode": "memory",
+    "num_levels": 0,
+    "start_level": 0,
+}
+DISTRIBUTION_MODES = ("easy", "hard", "memory")
+MEMORY_GAMES = ("caveflyer", "dodgeball", "heist", "jumper", "maze", "miner")
+_NUM_ACTIONS = 15  # procgen's shared set of button combos, the same for every game
+
+
+class ProcgenVectorEnv(VectorEnv):
+    """Obs uint8 (num_envs, 3, 64, 64); actions Discrete(15); rewards float32 (num_envs,)."""
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int,
+        game: str,
+        distribution_mode: str,
+        num_levels: int = 0,
+        start_level: int = 0,
+    ) -> None:
+        from procgen import ProcgenGym3Env
+
+        self._gym3_cls = ProcgenGym3Env
+        self._gym3_kwargs = {
+            "num": num_envs,
+            "env_name": game,
+            "distribution_mode": distribution_mode,
+            "num_levels": num_levels,
+            "start_level": start_level,
+        }
+        self._gym3 = None
+        self.num_envs = num_envs
+        self.single_observation_space = spaces.Box(0, 255, (3, 64, 64), np.uint8)
+        self.single_action_space = spaces.Discrete(_NUM_ACTIONS)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self.close_extras()
+        rand_seed = int(self.np_random.integers(2**31 - 1))
+        self._gym3 = self._gym3_cls(**self._gym3_kwargs, rand_seed=rand_seed)
+        _, obs, _ = self._gym3.observe()
+        return _channels_first(obs["rgb"]), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if self._gym3 is None:
+            raise RuntimeError("call reset() before step()")
+        self._gym3.act(np.asarray(actions))
+        rewards, obs, first = self._gym3.observe()
+        complete = np.array([info["prev_level_complete"] for info in self._gym3.get_info()])
+        terminated = first.astype(bool)  # a copy: gym3 may reuse its buffers
+        info = {"level_complete": complete.astype(bool) & terminated, "_level_complete": terminated}
+        return (
+            _channels_first(obs["rgb"]),
+            rewards.astype(np.float32),
+            terminated,
+            np.zeros_like(terminated),
+            info,
+        )
+
+    def close_extras(self, **kwargs: Any) -> None:
+        if self._gym3 is not None:
+            self._gym3.close()
+            self._gym3 = None
+
+
+def _channels_first(rgb: np.ndarray) -> np.ndarray:
+    """(B, 64, 64, 3) -> contiguous (B, 3, 64, 64)."""
+    return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
+
+
+def make_procgen(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
+    """Options: ``game``, ``distribution_mode`` (easy, hard, memory), ``num_levels``
+    (0 = unlimited), ``start_level``. Autoreset is ``SAME_STEP``."""
+    options = resolve_options(cfg, DEFAULTS, "procgen")
+    try:
+        from procgen.env import ENV_NAMES
+    except ImportError as exc:
+        raise ImportError("procgen is not installed: pip install -e .[procgen]") from exc
+    game, mode = options["game"], options["distribution_mode"]
+    if game not in ENV_NAMES:
+        raise ValueError(f"unknown procgen game {game!r}; valid games: {', '.join(ENV_NAMES)}")
+    if mode not in DISTRIBUTION_MODES:
+        raise ValueError(f"procgen distribution_mode must be one of {DISTRIBUTION_MODES}")
+    if mode == "memory" and game not in MEMORY_GAMES:
+        raise ValueError(f"procgen game {game!r} has no memory mode; memory games: {', '.join(MEMORY_GAMES)}")
+    env = ProcgenVectorEnv(num_envs, **options)
+    return MadeEnv(env, f"procgen:{game}-{mode}")

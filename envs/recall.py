@@ -1,0 +1,145 @@
+"""Delayed recall: see a cue, wait ``delay`` blank steps, then name the cue.
+
+The controlled test of truncation bias: when ``delay`` exceeds the truncation window, TBPTT
+cannot carry credit from the query back to the cue, while RTRL can.
+
+Timeline of one episode (length ``delay + 2``)::
+
+    t = 0            cue shown        action ignored, reward 0
+    t = 1..delay     blank            action ignored, reward 0
+    t = delay + 1    query            reward 1 if action == cue else 0, terminated
+
+Observation, float32 of size ``num_cues + 2``: ``[cue one-hot, is_query, is_blank]``, so the
+observation alone tells which phase the episode is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from envs.adapter import MadeEnv, resolve_options
+
+__all__ = ["DEFAULTS", "ENV_ID", "DelayedRecallEnv", "DelayedRecallVectorEnv", "make_recall"]
+
+ENV_ID = "rtrl/DelayedRecall-v0"
+DEFAULTS: dict[str, Any] = {"delay": 8, "num_cues": 4}
+
+
+class _RecallBatch:
+    """Episode state and rules for a batch of episodes; no autoreset, no gymnasium API.
+
+    Shared by the single and the vector env so the task is written once.
+    """
+
+    def __init__(self, size: int, delay: int, num_cues: int) -> None:
+        if int(delay) != delay or delay < 0:
+            raise ValueError(f"delay must be an integer >= 0, got {delay!r}")
+        if int(num_cues) != num_cues or num_cues < 1:
+            raise ValueError(f"num_cues must be an integer >= 1, got {num_cues!r}")
+        self.delay, self.num_cues = int(delay), int(num_cues)
+        self.cue = np.zeros(size, dtype=np.int64)
+        self.t = np.zeros(size, dtype=np.int64)
+        self.rows = np.arange(size)
+        self.observation_space = spaces.Box(0.0, 1.0, (self.num_cues + 2,), np.float32)
+        self.action_space = spaces.Discrete(self.num_cues)
+
+    def start(self, rng: np.random.Generator, mask: np.ndarray | None = None) -> None:
+        """Begin new episodes in the sub-envs selected by ``mask`` (all if None)."""
+        index = self.rows if mask is None else self.rows[mask]
+        self.cue[index] = rng.integers(self.num_cues, size=len(index))
+        self.t[index] = 0
+
+    def observe(self) -> np.ndarray:
+        """Observations, shape (size, num_cues + 2); all zeros once an episode has ended."""
+        obs = np.zeros((len(self.t), self.num_cues + 2), dtype=np.float32)
+        shown = self.t == 0
+        obs[shown, self.cue[shown]] = 1.0
+        obs[self.t == self.delay + 1, self.num_cues] = 1.0
+        obs[(self.t >= 1) & (self.t <= self.delay), self.num_cues + 1] = 1.0
+        return obs
+
+    def advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Apply actions of shape (size,); returns float32 rewards and bool terminations."""
+        query = self.t == self.delay + 1
+        rewards = (query & (actions == self.cue)).astype(np.float32)
+        self.t += 1
+        return rewards, query
+
+
+class DelayedRecallEnv(gymnasium.Env):
+    """Single-episode view of the task, for the env checker and ``gymnasium.make``."""
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+
+    def __init__(self, delay: int = DEFAULTS["delay"], num_cues: int = DEFAULTS["num_cues"]):
+        self._batch = _RecallBatch(1, delay, num_cues)
+        self.observation_space = self._batch.observation_space
+        self.action_space = self._batch.action_space
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        super().reset(seed=seed)
+        self._batch.start(self.np_random)
+        return self._batch.observe()[0], {}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        rewards, terminated = self._batch.advance(np.asarray([action]))
+        return self._batch.observe()[0], float(rewards[0]), bool(terminated[0]), False, {}
+
+
+class DelayedRecallVectorEnv(VectorEnv):
+    """Natively batched numpy version, the fast default training task.
+
+    Autoreset is ``SAME_STEP``: the step that ends an episode already returns the next cue.
+    Episodes only terminate, never truncate, so no ``final_obs`` is reported (a terminal
+    observation is never bootstrapped from).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def __init__(
+        self,
+        num_envs: int,
+        delay: int = DEFAULTS["delay"],
+        num_cues: int = DEFAULTS["num_cues"],
+    ) -> None:
+        self.num_envs = num_envs
+        self._batch = _RecallBatch(num_envs, delay, num_cues)
+        self.single_observation_space = self._batch.observation_space
+        self.single_action_space = self._batch.action_space
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Returns obs of shape (num_envs, num_cues + 2) and an empty info dict."""
+        if seed is not None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._batch.start(self.np_random)
+        return self._batch.observe(), {}
+
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        """Actions of shape (num_envs,); rewards (num_envs,) float32, flags (num_envs,) bool."""
+        rewards, terminated = self._batch.advance(np.asarray(actions))
+        if terminated.any():
+            self._batch.start(self.np_random, terminated)
+        return self._batch.observe(), rewards, terminated, np.zeros_like(terminated), {}
+
+
+def make_recall(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
+    """Options: ``delay`` (int, default 8), ``num_cues`` (int, default 4)."""
+    options = resolve_options(cfg, DEFAULTS, "recall")
+    env = DelayedRecallVectorEnv(num_envs, **options)
+    return MadeEnv(env, f"recall:delay{options['delay']}-cues{options['num_cues']}")
