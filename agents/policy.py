@@ -8,7 +8,7 @@ rollout: its gradient flows back from every later step of the chunk through the 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -25,14 +25,14 @@ __all__ = ["ActorCritic", "MultiCategorical"]
 class MultiCategorical(Distribution):
     """Independent categoricals, one per MultiDiscrete component (factorised policy)."""
 
-    arg_constraints: dict = {}
+    arg_constraints: ClassVar[dict] = {}
 
     def __init__(self, logits: Tensor, nvec: list[int]) -> None:
         self.dists = [Categorical(logits=chunk) for chunk in logits.split(nvec, dim=-1)]
         super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
 
-    def sample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
-        return torch.stack([d.sample(sample_shape) for d in self.dists], dim=-1)
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
+        return torch.stack([d.sample(torch.Size(sample_shape)) for d in self.dists], dim=-1)
 
     def log_prob(self, value: Tensor) -> Tensor:
         return sum(d.log_prob(value[..., k]) for k, d in enumerate(self.dists))
