@@ -199,7 +199,7 @@ class A2C:
         for epoch in range(epochs):
             last_epoch = epoch == epochs - 1
             for rows in torch.randperm(self.num_envs, device=self.device).chunk(groups):
-                terms, rstate_end = self._minibatch_loss(ro, rows, advantages, returns, last_epoch)
+                terms, rstate_end = self.rollout_loss(ro, rows, advantages, returns, last_epoch)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms.loss.backward()
                 grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
@@ -222,10 +222,14 @@ class A2C:
         out["skipped_updates"] = float(self.skipped_updates)
         return out
 
-    def _minibatch_loss(
+    def rollout_loss(
         self, ro: Rollout, rows: Tensor, advantages: Tensor, returns: Tensor, advance: bool
     ) -> tuple[Any, RuleState]:
-        """Re-run the rollout for environments ``rows`` through the rule, with gradients."""
+        """The loss over environments ``rows`` of a rollout, re-run through the rule with gradients.
+
+        Its backward gives the full-history gradient (per the rule) of that loss; the returned
+        rule state is the one at the rollout's end (traces advanced only if ``advance``).
+        """
         m, b = ro.rewards.shape[0], rows.numel()
         flat = lambda t: t[:, rows].flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
         x = self.agent.core_input(
