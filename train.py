@@ -51,23 +51,12 @@ def default_run_dir(cfg: DictConfig) -> Path:
 def build(cfg: DictConfig, device: torch.device) -> A2C:
     """Envs, agent, rule and learner from the config."""
     envs = make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)
-    agent = ActorCritic(
-        envs.single_observation_space,
-        envs.single_action_space,
-        core=cfg.core.name,
-        hidden_size=cfg.core.hidden_size,
-        core_kwargs=OmegaConf.to_container(cfg.core.kwargs),
-        encoder=cfg.policy.encoder,
-        mlp_hidden=list(cfg.policy.mlp_hidden),
-        prev_action=cfg.policy.prev_action,
-        prev_reward=cfg.policy.prev_reward,
-        start_flag=cfg.policy.start_flag,
+    agent = ActorCritic.from_config(
+        cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
     ).to(device)
     rule = make_rule(cfg.algo.name, agent.core)
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
-    learner = A2C(agent, rule, envs, learner_cfg, device)
-    learner.reset_envs(seed=cfg.seed)
-    return learner
+    return A2C(agent, rule, envs, learner_cfg, device)
 
 
 class _StopFlag:

@@ -19,7 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
 from agents.losses import actor_critic_loss, gae, normalize
-from agents.policy import ActorCritic
+from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
 
 __all__ = ["A2C", "LearnerConfig", "Rollout"]
@@ -128,8 +128,9 @@ class A2C:
 
     # --- collect ------------------------------------------------------------------------------
     @torch.no_grad()
-    def collect(self) -> Rollout:
-        """Act for M steps with the current parameters; no gradients, no traces."""
+    def collect(self, greedy: bool = False) -> Rollout:
+        """Act for M steps with the current parameters; no gradients, no traces.
+        ``greedy`` takes the most likely action instead of sampling (for evaluation)."""
         m, agent = self.cfg.rollout_len, self.agent
         state = self.rstate.state.clone()
         buf: dict[str, list[Tensor]] = {k: [] for k in Rollout._fields if k != "next_value"}
@@ -138,7 +139,7 @@ class A2C:
             x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
             out, state = agent.core(x, state * (~start)[:, None].to(state.dtype))
             dist, value = agent.heads(out)
-            action = dist.sample()
+            action = greedy_action(dist) if greedy else dist.sample()
             env_action = action.cpu().numpy()  # sync point: the env steps on the host
             if isinstance(self.envs.single_action_space, spaces.Box):
                 space = self.envs.single_action_space

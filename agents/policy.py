@@ -8,6 +8,7 @@ rollout: its gradient flows back from every later step of the chunk through the 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
@@ -19,7 +20,7 @@ from torch.distributions import Categorical, Distribution, Independent, Normal
 from agents.encoders import make_encoder
 from agents.registry import make_core
 
-__all__ = ["ActorCritic", "MultiCategorical"]
+__all__ = ["ActorCritic", "MultiCategorical", "greedy_action"]
 
 
 class MultiCategorical(Distribution):
@@ -101,6 +102,28 @@ class ActorCritic(nn.Module):
         nn.init.zeros_(self.actor.bias)
         nn.init.orthogonal_(self.critic.weight, 1.0)
         nn.init.zeros_(self.critic.bias)
+
+    @classmethod
+    def from_config(
+        cls,
+        core: Mapping[str, Any],
+        policy: Mapping[str, Any],
+        obs_space: spaces.Space,
+        action_space: spaces.Space,
+    ) -> ActorCritic:
+        """Build from the Hydra ``core`` and ``policy`` groups."""
+        return cls(
+            obs_space,
+            action_space,
+            core=core["name"],
+            hidden_size=core["hidden_size"],
+            core_kwargs=dict(core.get("kwargs") or {}),
+            encoder=policy["encoder"],
+            mlp_hidden=list(policy["mlp_hidden"]),
+            prev_action=policy["prev_action"],
+            prev_reward=policy["prev_reward"],
+            start_flag=policy["start_flag"],
+        )
 
     def action_encoding(self, action: Tensor) -> Tensor:
         """(B,) / (B, K) actions → (B, action_features): one-hot for discrete, raw for Box."""

@@ -1,0 +1,105 @@
+"""Evaluate a checkpoint over N episodes, greedy and sampled, optionally recording video.
+
+python -m agents.evaluate runs/recall/rtrl-elstm/seed0-.../checkpoint.pt --episodes 100
+python -m agents.evaluate CHECKPOINT --episodes 5 --video videos/   # needs the video extra
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from agents.a2c import A2C, LearnerConfig
+from agents.checkpoint import load_checkpoint
+from agents.policy import ActorCritic
+from agents.rules import TBPTT
+from envs import make_vector_env
+
+__all__ = ["evaluate"]
+
+
+def evaluate(
+    checkpoint: str | Path,
+    episodes: int = 20,
+    greedy: bool = False,
+    num_envs: int = 4,
+    seed: int = 12345,
+    video_dir: str | Path | None = None,
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """Run the checkpoint's policy until ``episodes`` episodes have finished; no learning.
+
+    Returns the mean and std of the raw episode returns and lengths. With ``video_dir``, one
+    environment runs with ``render_mode="rgb_array"`` under gymnasium's vector RecordVideo.
+    """
+    payload = load_checkpoint(checkpoint, map_location=device)
+    cfg = OmegaConf.create(payload["config"])
+    render = video_dir is not None
+    envs = make_vector_env(
+        cfg.env,
+        num_envs=1 if render else num_envs,
+        seed=seed,
+        **({"render_mode": "rgb_array"} if render else {}),
+    )
+    if render:
+        from gymnasium.wrappers.vector import RecordVideo
+
+        envs = RecordVideo(envs, str(video_dir), episode_trigger=lambda _: True)
+    torch_device = torch.device(device)
+    agent = ActorCritic.from_config(
+        cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
+    ).to(torch_device)
+    agent.load_state_dict(payload["agent"])
+    agent.eval()
+    # The learner's collect() holds the episode-boundary logic; TBPTT carries no traces.
+    runner = A2C(agent, TBPTT(agent.core), envs, LearnerConfig(rollout_len=32), torch_device)
+    runner.episode_returns = []  # unbounded: keep every finished episode
+    runner.episode_lengths = []
+    while len(runner.episode_returns) < episodes:
+        runner.collect(greedy=greedy)
+    envs.close()
+    returns = np.asarray(runner.episode_returns[:episodes], dtype=float)
+    lengths = np.asarray(runner.episode_lengths[:episodes], dtype=float)
+    return {
+        "episodes": episodes,
+        "greedy": greedy,
+        "return_mean": float(returns.mean()),
+        "return_std": float(returns.std()),
+        "length_mean": float(lengths.mean()),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("checkpoint")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--num-envs", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--video", default=None, help="folder for videos (greedy policy only)")
+    parser.add_argument("--mode", choices=["both", "greedy", "sampled"], default="both")
+    args = parser.parse_args()
+    modes = {"both": [True, False], "greedy": [True], "sampled": [False]}[args.mode]
+    for greedy in modes:
+        res = evaluate(
+            args.checkpoint,
+            args.episodes,
+            greedy,
+            args.num_envs,
+            args.seed,
+            args.video if greedy else None,
+            args.device,
+        )
+        print(
+            f"{'greedy ' if greedy else 'sampled'}: return {res['return_mean']:.3f} ± "
+            f"{res['return_std']:.3f}, length {res['length_mean']:.1f} over {args.episodes} episodes"
+        )
+
+
+if __name__ == "__main__":
+    main()
