@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, NamedTuple
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 from gymnasium.vector import VectorEnv
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["MadeEnv", "resolve_options"]
+__all__ = ["EnvMaker", "MadeEnv", "check_creator_renders", "check_render_mode", "resolve_options"]
 
 
 class MadeEnv(NamedTuple):
@@ -25,6 +26,16 @@ class MadeEnv(NamedTuple):
     clip_rewards: bool = False
 
 
+class EnvMaker(Protocol):
+    """An adapter: the ``env`` config (``name`` plus options), B, and an optional render mode.
+
+    With ``render_mode`` set (``"rgb_array"`` for video), the vector env's ``render()``
+    returns a tuple of B frames, uint8 (H, W, 3), as gymnasium's vector ``RecordVideo`` needs.
+    """
+
+    def __call__(self, cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv: ...
+
+
 def resolve_options(cfg: Mapping[str, Any], defaults: Mapping[str, Any], family: str) -> dict:
     """Merge ``cfg`` over ``defaults``; ``name`` is dropped and unknown keys raise.
 
@@ -38,3 +49,35 @@ def resolve_options(cfg: Mapping[str, Any], defaults: Mapping[str, Any], family:
     if unknown:
         raise ValueError(f"unknown option(s) {unknown} for env {family!r}; valid options: {sorted(defaults)}")
     return {**defaults, **options}
+
+
+def check_render_mode(render_mode: str | None, supported: Iterable[str], what: str) -> None:
+    """Raise ``ValueError`` naming ``what`` if ``render_mode`` is set but not in ``supported``."""
+    supported = list(supported)
+    if render_mode is not None and render_mode not in supported:
+        raise ValueError(
+            f"{what} cannot render with render_mode={render_mode!r}; supported render modes: "
+            f"{supported if supported else 'none'}"
+        )
+
+
+def check_creator_renders(creator: Callable[..., Any], render_mode: str | None, what: str) -> None:
+    """Fail before building if ``creator`` (an env class or factory) cannot take ``render_mode``.
+
+    Checks that it accepts a ``render_mode`` keyword and, for a class, that the mode is listed
+    in its ``metadata["render_modes"]``.
+    """
+    if render_mode is None:
+        return
+    try:
+        parameters = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError):  # no introspectable signature: let construction decide
+        parameters = None
+    if parameters is not None and not any(
+        p.name == "render_mode" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+    ):
+        label = getattr(creator, "__qualname__", repr(creator))
+        raise ValueError(f"{what} cannot render: its constructor {label} takes no render_mode argument")
+    metadata = getattr(creator, "metadata", None)
+    if isinstance(metadata, Mapping):
+        check_render_mode(render_mode, metadata.get("render_modes", []), what)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from gymnasium.vector import VectorEnv
 from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
 
-from envs.adapter import MadeEnv
+from envs.adapter import EnvMaker
 from envs.atari import make_atari
 from envs.custom import make_gym
 from envs.named import NamedVectorEnv
@@ -19,8 +19,8 @@ from envs.spaces import check_spaces
 
 __all__ = ["ENV_MAKERS", "make_vector_env"]
 
-# name -> maker(cfg, num_envs); each adapter documents its own config keys.
-ENV_MAKERS: dict[str, Callable[[Mapping[str, Any], int], MadeEnv]] = {
+# name -> maker(cfg, num_envs, render_mode); each adapter documents its own config keys.
+ENV_MAKERS: dict[str, EnvMaker] = {
     "recall": make_recall,
     "popgym": make_popgym,
     "atari": make_atari,
@@ -29,13 +29,19 @@ ENV_MAKERS: dict[str, Callable[[Mapping[str, Any], int], MadeEnv]] = {
 }
 
 
-def make_vector_env(cfg: Mapping[str, Any], num_envs: int, seed: int) -> NamedVectorEnv:
+def make_vector_env(
+    cfg: Mapping[str, Any], num_envs: int, seed: int, render_mode: str | None = None
+) -> NamedVectorEnv:
     """Build the vector env described by ``cfg`` (a dict or the Hydra ``env`` group).
 
     Args:
         cfg: ``name`` (one of ``ENV_MAKERS``) plus that env's options.
         num_envs: number of sub-envs B.
         seed: used by the first ``reset()`` that passes no seed, and seeds the action space.
+        render_mode: None (no rendering, the fast default) or a mode the env supports, in
+            practice ``"rgb_array"``: ``render()`` then returns a tuple of ``num_envs`` uint8
+            frames (H, W, 3), what ``gymnasium.wrappers.vector.RecordVideo`` records. Atari
+            then runs on a slower Python vector env (same observations and actions).
 
     Returns:
         A vector env with ``metadata["autoreset_mode"]`` set, ``.env_name`` for logs, and
@@ -47,7 +53,7 @@ def make_vector_env(cfg: Mapping[str, Any], num_envs: int, seed: int) -> NamedVe
         raise ValueError(f"unknown env name {name!r}; valid names: {', '.join(ENV_MAKERS)}")
     if num_envs < 1:
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-    made = ENV_MAKERS[name](cfg, num_envs)
+    made = ENV_MAKERS[name](cfg, num_envs, render_mode=render_mode)
     try:
         check_spaces(made.env, made.name)
     except ValueError:

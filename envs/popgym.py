@@ -9,10 +9,11 @@ from typing import Any
 import gymnasium
 import numpy as np
 from gymnasium import spaces
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import SyncVectorEnv
 from gymnasium.wrappers import FlattenObservation, TransformObservation
 
-from envs.adapter import MadeEnv, resolve_options
+from envs.adapter import MadeEnv, check_creator_renders, resolve_options
 
 __all__ = ["DEFAULTS", "make_popgym"]
 
@@ -20,10 +21,11 @@ DEFAULTS: dict[str, Any] = {"id": "RepeatPrevious", "difficulty": "Easy"}
 DIFFICULTIES = ("Easy", "Medium", "Hard")
 
 
-def make_popgym(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
+def make_popgym(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv:
     """Options: ``id`` (e.g. ``"RepeatPrevious"``), ``difficulty`` (Easy, Medium or Hard).
 
-    Autoreset is ``NEXT_STEP`` (gymnasium's ``SyncVectorEnv`` default).
+    Autoreset is ``NEXT_STEP`` (gymnasium's ``SyncVectorEnv`` default). Only some tasks can
+    render (the CartPole and Pendulum ones); others raise if ``render_mode`` is set.
     """
     options = resolve_options(cfg, DEFAULTS, "popgym")
     try:
@@ -36,8 +38,12 @@ def make_popgym(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
     gym_id = f"popgym-{task}{difficulty}-v0"
     if gym_id not in gymnasium.registry:
         raise ValueError(f"unknown popgym id {task!r}; valid ids: {_popgym_tasks()}")
-    env = SyncVectorEnv([partial(_make_flat, gym_id)] * num_envs)
-    return MadeEnv(env, f"popgym:{task}{difficulty}")
+    name = f"popgym:{task}{difficulty}"
+    entry_point = gymnasium.spec(gym_id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    check_creator_renders(creator, render_mode, name)
+    env = SyncVectorEnv([partial(_make_flat, gym_id, render_mode)] * num_envs)
+    return MadeEnv(env, name)
 
 
 def _popgym_tasks() -> list[str]:
@@ -49,9 +55,10 @@ def _popgym_tasks() -> list[str]:
     )
 
 
-def _make_flat(gym_id: str) -> gymnasium.Env:
+def _make_flat(gym_id: str, render_mode: str | None = None) -> gymnasium.Env:
     """One env whose Tuple/Dict observations are flattened for the agent."""
-    env = gymnasium.make(gym_id)
+    # Only when set: most popgym constructors take no render_mode, not even None.
+    env = gymnasium.make(gym_id, **({"render_mode": render_mode} if render_mode is not None else {}))
     space = env.observation_space
     if not isinstance(space, (spaces.Tuple, spaces.Dict)):
         return env

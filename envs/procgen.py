@@ -8,6 +8,9 @@ Procgen reports no timeout flag: ``info["level_complete"]`` tells success, but d
 timeout look the same, so every episode end is reported as ``terminated`` and ``truncated``
 is always False. gym3 envs cannot be reset either, so ``reset()`` builds a fresh one seeded
 from the vector env's RNG.
+
+``render_mode="rgb_array"`` asks procgen for a 512x512 rendering of each sub-env alongside the
+64x64 observations; ``render()`` returns those frames.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.adapter import MadeEnv, resolve_options
+from envs.adapter import MadeEnv, check_render_mode, resolve_options
 
 __all__ = ["DEFAULTS", "MEMORY_GAMES", "ProcgenVectorEnv", "make_procgen"]
 
@@ -39,7 +42,11 @@ _NUM_ACTIONS = 15  # procgen's shared set of button combos, the same for every g
 class ProcgenVectorEnv(VectorEnv):
     """Obs uint8 (num_envs, 3, 64, 64); actions Discrete(15); rewards float32 (num_envs,)."""
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {
+        "autoreset_mode": AutoresetMode.SAME_STEP,
+        "render_modes": ["rgb_array"],
+        "render_fps": 15,  # procgen's own video frame rate
+    }
 
     def __init__(
         self,
@@ -48,7 +55,9 @@ class ProcgenVectorEnv(VectorEnv):
         distribution_mode: str,
         num_levels: int = 0,
         start_level: int = 0,
+        render_mode: str | None = None,
     ) -> None:
+        check_render_mode(render_mode, self.metadata["render_modes"], f"procgen:{game}")
         from procgen import ProcgenGym3Env
 
         self._gym3_cls = ProcgenGym3Env
@@ -59,8 +68,11 @@ class ProcgenVectorEnv(VectorEnv):
             "num_levels": num_levels,
             "start_level": start_level,
         }
+        if render_mode is not None:
+            self._gym3_kwargs["render_mode"] = render_mode  # puts a 512x512 "rgb" in get_info()
         self._gym3 = None
         self.num_envs = num_envs
+        self.render_mode = render_mode
         self.single_observation_space = spaces.Box(0, 255, (3, 64, 64), np.uint8)
         self.single_action_space = spaces.Discrete(_NUM_ACTIONS)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -95,6 +107,14 @@ class ProcgenVectorEnv(VectorEnv):
             info,
         )
 
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: one uint8 (512, 512, 3) frame per sub-env; else None."""
+        if self.render_mode is None:
+            return None
+        if self._gym3 is None:
+            raise RuntimeError("call reset() before render()")
+        return tuple(np.array(info["rgb"]) for info in self._gym3.get_info())  # copies
+
     def close_extras(self, **kwargs: Any) -> None:
         if self._gym3 is not None:
             self._gym3.close()
@@ -106,7 +126,7 @@ def _channels_first(rgb: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(rgb.transpose(0, 3, 1, 2))
 
 
-def make_procgen(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
+def make_procgen(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv:
     """Options: ``game``, ``distribution_mode`` (easy, hard, memory), ``num_levels``
     (0 = unlimited), ``start_level``. Autoreset is ``SAME_STEP``."""
     options = resolve_options(cfg, DEFAULTS, "procgen")
@@ -121,5 +141,5 @@ def make_procgen(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
         raise ValueError(f"procgen distribution_mode must be one of {DISTRIBUTION_MODES}")
     if mode == "memory" and game not in MEMORY_GAMES:
         raise ValueError(f"procgen game {game!r} has no memory mode; memory games: {', '.join(MEMORY_GAMES)}")
-    env = ProcgenVectorEnv(num_envs, **options)
+    env = ProcgenVectorEnv(num_envs, **options, render_mode=render_mode)
     return MadeEnv(env, f"procgen:{game}-{mode}")

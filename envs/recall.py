@@ -11,10 +11,15 @@ Timeline of one episode (length ``delay + 2``)::
 
 Observation, float32 of size ``num_cues + 2``: ``[cue one-hot, is_query, is_blank]``, so the
 observation alone tells which phase the episode is in.
+
+``render_mode="rgb_array"`` draws each step as a 64x64 picture: a bar in the cue's colour
+while the cue is shown, nothing while waiting, a white bar at the query, and a grey strip at
+the bottom that fills up as the query nears.
 """
 
 from __future__ import annotations
 
+import colorsys
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -25,12 +30,14 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.adapter import MadeEnv, resolve_options
+from envs.adapter import MadeEnv, check_render_mode, resolve_options
 
 __all__ = ["DEFAULTS", "ENV_ID", "DelayedRecallEnv", "DelayedRecallVectorEnv", "make_recall"]
 
 ENV_ID = "rtrl/DelayedRecall-v0"
 DEFAULTS: dict[str, Any] = {"delay": 8, "num_cues": 4}
+RENDER_SIZE = 64  # rendered frames are (RENDER_SIZE, RENDER_SIZE, 3) uint8
+_RENDER_METADATA: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
 
 class _RecallBatch:
@@ -50,6 +57,9 @@ class _RecallBatch:
         self.rows = np.arange(size)
         self.observation_space = spaces.Box(0.0, 1.0, (self.num_cues + 2,), np.float32)
         self.action_space = spaces.Discrete(self.num_cues)
+        # One fully saturated colour per cue, hues evenly spaced from red.
+        rgb = [colorsys.hsv_to_rgb(k / self.num_cues, 1.0, 1.0) for k in range(self.num_cues)]
+        self.colours = (np.array(rgb) * 255).round().astype(np.uint8)  # (num_cues, 3)
 
     def start(self, rng: np.random.Generator, mask: np.ndarray | None = None) -> None:
         """Begin new episodes in the sub-envs selected by ``mask`` (all if None)."""
@@ -66,6 +76,24 @@ class _RecallBatch:
         obs[(self.t >= 1) & (self.t <= self.delay), self.num_cues + 1] = 1.0
         return obs
 
+    def frames(self) -> np.ndarray:
+        """Pictures of the current step, uint8 (size, RENDER_SIZE, RENDER_SIZE, 3).
+
+        Rows 8-47: the cue's colour at t = 0, white at the query, black while waiting (and
+        once an episode has ended). Bottom 8 rows: a grey bar, t / (delay + 1) of the width.
+        """
+        size = RENDER_SIZE
+        bar = np.zeros((len(self.t), 3), dtype=np.uint8)
+        shown = self.t == 0
+        bar[shown] = self.colours[self.cue[shown]]
+        bar[self.t == self.delay + 1] = 255
+        images = np.zeros((len(self.t), size, size, 3), dtype=np.uint8)
+        images[:, 8:48] = bar[:, None, None, :]
+        filled = np.minimum(self.t, self.delay + 1) * size // (self.delay + 1)
+        progress = np.arange(size)[None, :] < filled[:, None]  # (n, size)
+        images[:, size - 8 :] = np.where(progress[:, None, :, None], 128, 0).astype(np.uint8)
+        return images
+
     def advance(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Apply actions of shape (size,); returns float32 rewards and bool terminations."""
         query = self.t == self.delay + 1
@@ -77,12 +105,19 @@ class _RecallBatch:
 class DelayedRecallEnv(gymnasium.Env):
     """Single-episode view of the task, for the env checker and ``gymnasium.make``."""
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": []}
+    metadata: ClassVar[dict[str, Any]] = dict(_RENDER_METADATA)
 
-    def __init__(self, delay: int = DEFAULTS["delay"], num_cues: int = DEFAULTS["num_cues"]):
+    def __init__(
+        self,
+        delay: int = DEFAULTS["delay"],
+        num_cues: int = DEFAULTS["num_cues"],
+        render_mode: str | None = None,
+    ):
+        check_render_mode(render_mode, self.metadata["render_modes"], "recall")
         self._batch = _RecallBatch(1, delay, num_cues)
         self.observation_space = self._batch.observation_space
         self.action_space = self._batch.action_space
+        self.render_mode = render_mode
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -95,6 +130,12 @@ class DelayedRecallEnv(gymnasium.Env):
         rewards, terminated = self._batch.advance(np.asarray([action]))
         return self._batch.observe()[0], float(rewards[0]), bool(terminated[0]), False, {}
 
+    def render(self) -> np.ndarray | None:
+        """With ``render_mode="rgb_array"``: the current step, uint8 (64, 64, 3); else None."""
+        if self.render_mode is None:
+            return None
+        return self._batch.frames()[0]
+
 
 class DelayedRecallVectorEnv(VectorEnv):
     """Natively batched numpy version, the fast default training task.
@@ -104,15 +145,18 @@ class DelayedRecallVectorEnv(VectorEnv):
     observation is never bootstrapped from).
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, **_RENDER_METADATA}
 
     def __init__(
         self,
         num_envs: int,
         delay: int = DEFAULTS["delay"],
         num_cues: int = DEFAULTS["num_cues"],
+        render_mode: str | None = None,
     ) -> None:
+        check_render_mode(render_mode, self.metadata["render_modes"], "recall")
         self.num_envs = num_envs
+        self.render_mode = render_mode
         self._batch = _RecallBatch(num_envs, delay, num_cues)
         self.single_observation_space = self._batch.observation_space
         self.single_action_space = self._batch.action_space
@@ -137,9 +181,15 @@ class DelayedRecallVectorEnv(VectorEnv):
             self._batch.start(self.np_random, terminated)
         return self._batch.observe(), rewards, terminated, np.zeros_like(terminated), {}
 
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """With ``render_mode="rgb_array"``: one uint8 (64, 64, 3) frame per sub-env; else None."""
+        if self.render_mode is None:
+            return None
+        return tuple(self._batch.frames())
 
-def make_recall(cfg: Mapping[str, Any], num_envs: int) -> MadeEnv:
+
+def make_recall(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv:
     """Options: ``delay`` (int, default 8), ``num_cues`` (int, default 4)."""
     options = resolve_options(cfg, DEFAULTS, "recall")
-    env = DelayedRecallVectorEnv(num_envs, **options)
+    env = DelayedRecallVectorEnv(num_envs, **options, render_mode=render_mode)
     return MadeEnv(env, f"recall:delay{options['delay']}-cues{options['num_cues']}")
