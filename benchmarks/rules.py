@@ -25,6 +25,10 @@ What is measured, for each hidden size N (D = N inputs, B environments, float32)
       ``torch.autograd.graph.saved_tensors_hooks``, each storage once, leaving out the parameters
       and the input chunk itself). This is what grows with M for every rule, TBPTT included.
 
+Threads: torch.set_num_threads(--threads, default all the cores this process may use), and
+OMP_WAIT_POLICY=PASSIVE unless already set (see below). The header prints the load average: on
+a busy machine the ms inflate; the interleaved ratios hold up much better.
+
 Usage:
     python -m benchmarks.rules                                   # the default table
     python -m benchmarks.rules --sizes 64 128 --batch 16 --steps 32 --repeats 7
@@ -34,8 +38,14 @@ Usage:
 
 from __future__ import annotations
 
-import argparse
 import os
+
+# OpenMP threads that sleep when they wait, unless the caller says otherwise. With the default
+# (spinning) policy, two processes that each run 2 threads on 2 shared cores starve each other:
+# steps ran ~100x slower here and the ratios meant nothing. OMP_WAIT_POLICY=ACTIVE to compare.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
 import statistics
 import time
 from collections.abc import Callable
@@ -355,7 +365,8 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
         f"float32, B={args.batch}, D=N, {args.steps} steps per sample, "
-        f"median of {args.repeats} (after {args.warmup} warm-up); {load_average()}"
+        f"median of {args.repeats} (after {args.warmup} warm-up); {load_average()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
     )
     if args.profile:
         profile(args, device)
