@@ -15,6 +15,7 @@ __all__ = ["RHN", "RHNLayerCache"]
 class RHNLayerCache(NamedTuple):
     """What one micro-layer saw and computed, for KF-RTRL. All (B, ·)."""
 
+    s_hat: Tensor  # ŝ^{l-1}: [x, s⁰, 1] for the first layer, [s^{l-1}, 1] after, (B, in_l)
     s_prev: Tensor  # s^{l-1}, (B, N)
     c: Tensor  # tanh(z_c), (B, N)
     f: Tensor  # σ(z_f), (B, N)
@@ -50,15 +51,16 @@ class RHN(RecurrentCore):
 
     def cell(self, x: Tensor, h: Tensor) -> tuple[Tensor, list[RHNLayerCache]]:
         """One step, returning h_t and each micro-layer's cache."""
-        n, d = self.hidden_size, self.input_size
+        n = self.hidden_size
+        ones = h.new_ones(h.shape[0], 1)
         s, caches = h, []
         for layer, w in enumerate(self.weights):
-            # ŝ W without concatenating: the input, state and bias rows of W in turn.
-            z = s @ w[-1 - n : -1] + w[-1]
-            if layer == 0:
-                z = z + x @ w[:d]
+            # One matmul with W whole: slicing W would give its gradient one zero-filled
+            # full-size buffer per slice.
+            s_hat = torch.cat([x, s, ones] if layer == 0 else [s, ones], dim=1)
+            z = s_hat @ w
             c, f = torch.tanh(z[:, :n]), torch.sigmoid(z[:, n:])
-            caches.append(RHNLayerCache(s, c, f))
+            caches.append(RHNLayerCache(s_hat, s, c, f))
             s = f * s + (1 - f) * c
         return s, caches
 

@@ -66,44 +66,49 @@ class KFRTRL(Rule):
             traces = self._kf_step(traces, x, caches)
         return traces
 
-    def _layer_jacobian(self, layer: int, cache: RHNLayerCache) -> Tensor:
+    def _layer_jacobian(self, layer: int, f: Tensor, d_c: Tensor, d_f: Tensor) -> Tensor:
         """J^l = ∂s^l/∂s^{l-1} = diag(f) + diag(d_c) W_cᵀ + diag(d_f) W_fᵀ, (B, N, N)."""
         n = self.core.hidden_size
         w_s = self.core.weights[layer][-1 - n : -1].detach()  # rows of W^l that see s^{l-1}
-        d_c, d_f = _gate_derivatives(cache)
-        jac = d_c[:, :, None] * w_s[:, :n].T + d_f[:, :, None] * w_s[:, n:].T
-        return jac + torch.diag_embed(cache.f)
+        jac = d_c[:, :, None] * w_s[:, :n].T
+        jac.addcmul_(d_f[:, :, None], w_s[:, n:].T)
+        jac.diagonal(dim1=1, dim2=2).add_(f)
+        return jac
 
     def _kf_step(self, traces, x: Tensor, caches: list[RHNLayerCache]) -> dict[str, Tensor]:
         depth, n = self.core.depth, self.core.hidden_size
-        jacs = [self._layer_jacobian(layer, c) for layer, c in enumerate(caches)]
-        # P^l for l = d..1 (P^d = I), and H = J^d ⋯ J^1 = P^0.
+        derivs = [_gate_derivatives(c) for c in caches]
+        jacs = [self._layer_jacobian(layer, c.f, *derivs[layer]) for layer, c in enumerate(caches)]
+        # P^l for l = d..1 (P^d = I, kept as None), and H = J^d ⋯ J^1 = P^0.
         sens_to_out: list[Tensor | None] = [None] * depth
         prod = None
         for layer in reversed(range(depth)):
             sens_to_out[layer] = prod
-            prod = jacs[layer] if prod is None else prod @ jacs[layer]
+            prod = jacs[layer] if prod is None else torch.bmm(prod, jacs[layer])
         h_jac = prod  # (B, N, N)
-        batch = x.shape[0]
         new = {}
         for layer, cache in enumerate(caches):
-            d_c, d_f = _gate_derivatives(cache)
-            p = sens_to_out[layer]
-            if p is None:  # last micro-layer: P D is D itself, two diagonal blocks
-                d = torch.cat([torch.diag_embed(d_c), torch.diag_embed(d_f)], dim=2)
+            (d_c, d_f), p = derivs[layer], sens_to_out[layer]
+            if p is None:  # last micro-layer: P D = D, two diagonal blocks kept as vectors
+                pd, pd_norm = None, (d_c * d_c + d_f * d_f).sum(1).sqrt()
             else:
-                d = torch.cat([p * d_c[:, None, :], p * d_f[:, None, :]], dim=2)  # (B, N, 2N)
-            ones = x.new_ones(batch, 1)
-            s_hat = torch.cat([x, cache.s_prev, ones] if layer == 0 else [cache.s_prev, ones], 1)
-            u, a = traces[f"u{layer}"], traces[f"A{layer}"]
-            ha = torch.bmm(h_jac, a)  # H_t A_{t-1}, (B, N, 2N): the O(N³) floor
+                pd = torch.cat([p * d_c[:, None, :], p * d_f[:, None, :]], dim=2)  # (B, N, 2N)
+                pd_norm = pd.flatten(1).norm(dim=1)
+            u, s_hat = traces[f"u{layer}"], cache.s_hat
+            ha = torch.bmm(h_jac, traces[f"A{layer}"])  # H_t A_{t-1}, (B, N, 2N): the O(N³) floor
             p1 = safe_ratio_sqrt(ha.flatten(1).norm(dim=1), u.norm(dim=1))  # (B,)
-            p2 = safe_ratio_sqrt(d.flatten(1).norm(dim=1), s_hat.norm(dim=1))
-            c1 = random_signs((batch,), u, self.generator)
-            c2 = random_signs((batch,), u, self.generator)
+            p2 = safe_ratio_sqrt(pd_norm, s_hat.norm(dim=1))
+            c1 = random_signs(p1.shape, u, self.generator)
+            c2 = random_signs(p1.shape, u, self.generator)
             new[f"u{layer}"] = (c1 * p1)[:, None] * u + (c2 * p2)[:, None] * s_hat
-            new[f"A{layer}"] = (c1 / p1)[:, None, None] * ha + (c2 / p2)[:, None, None] * d
-        del n
+            a_new = ha.mul_((c1 / p1)[:, None, None])  # A_t = c₁/p₁ H A + c₂/p₂ P D
+            scale = (c2 / p2)[:, None]
+            if pd is None:
+                a_new[:, :, :n].diagonal(dim1=1, dim2=2).add_(scale * d_c)
+                a_new[:, :, n:].diagonal(dim1=1, dim2=2).add_(scale * d_f)
+            else:
+                a_new.add_(pd * scale[:, :, None])
+            new[f"A{layer}"] = a_new
         return new
 
 

@@ -74,7 +74,14 @@ class RTRL(Rule):
         grads = []
         for name in self.params:
             s = traces[name]
-            g = torch.einsum("bk,bkd->kd", e, s) if s.dim() == 3 else (e * s).sum(0)
+            if s.dim() == 2:
+                grads.append((e * s).sum(0).real)
+                continue
+            # Σ_b e[b, :, None] ⊙ S[b]: B fused multiply-adds into one (K, D) buffer; an einsum
+            # here would copy S into a batched-matmul layout first.
+            g = s[0] * e[0, :, None]
+            for b in range(1, s.shape[0]):
+                g.addcmul_(s[b], e[b, :, None])
             grads.append(g.real)
         return grads
 
@@ -102,19 +109,23 @@ class RTRL(Rule):
         through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
         total = through[0]
         suffix = torch.cat([through[1:], torch.ones_like(total)[None]])
-        stacked_inputs: dict[int, Tensor] = {}
+        # Parameters often share a coefficient (F and b_f share φ) or an input (F and Z share
+        # x): stack and weight each distinct tensor once.
+        weighted_of: dict[int, Tensor] = {}
+        inputs_of: dict[int, Tensor] = {}
         new = {}
         for name, s0 in traces.items():
-            weighted = suffix * torch.stack([r.coef[name] for r in records])  # (M, B, K)
-            x0 = records[0].inputs[name]
+            c0, x0 = records[0].coef[name], records[0].inputs[name]
+            if id(c0) not in weighted_of:
+                weighted_of[id(c0)] = suffix * torch.stack([r.coef[name] for r in records])
+            weighted = weighted_of[id(c0)]  # (M, B, K): Π_{s>t} ã_s ⊙ coef_t
             if x0 is None:
-                new[name] = total * s0 + weighted.sum(0)
+                new[name] = (total * s0).add_(weighted.sum(0))
                 continue
-            key = id(x0)
-            if key not in stacked_inputs:  # F and Z share x: stack it once
-                stacked_inputs[key] = torch.stack([r.inputs[name] for r in records], dim=1)
-            xs = stacked_inputs[key].to(weighted.dtype)  # (B, M, D)
-            new[name] = torch.baddbmm(total[..., None] * s0, weighted.permute(1, 2, 0), xs)
+            if id(x0) not in inputs_of:
+                inputs_of[id(x0)] = torch.stack([r.inputs[name] for r in records], 1).to(a.dtype)
+            # S_M = total ⊙ S_0 + (B, K, M) @ (B, M, D), accumulated in the new buffer
+            new[name] = (total[..., None] * s0).baddbmm_(weighted.permute(1, 2, 0), inputs_of[id(x0)])
         return new
 
     def _advance_dense(self, traces, records, keeps):
