@@ -89,11 +89,10 @@ class KFRTRL(Rule):
         new = {}
         for layer, cache in enumerate(caches):
             (d_c, d_f), p = derivs[layer], sens_to_out[layer]
-            if p is None:  # last micro-layer: P D = D, two diagonal blocks kept as vectors
-                pd, pd_norm = None, (d_c * d_c + d_f * d_f).sum(1).sqrt()
-            else:
-                pd = torch.cat([p * d_c[:, None, :], p * d_f[:, None, :]], dim=2)  # (B, N, 2N)
-                pd_norm = pd.flatten(1).norm(dim=1)
+            # ‖P D‖² = Σ_j ‖P[:, j]‖² (d_c[j]² + d_f[j]²); P D is never built (two scaled copies of P)
+            d_sq = d_c * d_c + d_f * d_f
+            col_sq = 1.0 if p is None else (p * p).sum(1)  # last micro-layer: P = I
+            pd_norm = (col_sq * d_sq).sum(1).sqrt()
             u, s_hat = traces[f"u{layer}"], cache.s_hat
             ha = torch.bmm(h_jac, traces[f"A{layer}"])  # H_t A_{t-1}, (B, N, 2N): the O(N³) floor
             p1 = safe_ratio_sqrt(ha.flatten(1).norm(dim=1), u.norm(dim=1))  # (B,)
@@ -103,11 +102,12 @@ class KFRTRL(Rule):
             new[f"u{layer}"] = (c1 * p1)[:, None] * u + (c2 * p2)[:, None] * s_hat
             a_new = ha.mul_((c1 / p1)[:, None, None])  # A_t = c₁/p₁ H A + c₂/p₂ P D
             scale = (c2 / p2)[:, None]
-            if pd is None:
+            if p is None:
                 a_new[:, :, :n].diagonal(dim1=1, dim2=2).add_(scale * d_c)
                 a_new[:, :, n:].diagonal(dim1=1, dim2=2).add_(scale * d_f)
             else:
-                a_new.add_(pd * scale[:, :, None])
+                a_new[:, :, :n].addcmul_(p, (scale * d_c)[:, None, :])
+                a_new[:, :, n:].addcmul_(p, (scale * d_f)[:, None, :])
             new[f"A{layer}"] = a_new
         return new
 

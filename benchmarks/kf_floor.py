@@ -1,0 +1,76 @@
+"""KF-RTRL's trace update against its floor: the batched matmuls H_t · A^l_{t-1}.
+
+One KF-RTRL step on an RHN of depth d must at least multiply the step's Jacobian H_t (B, N, N)
+by each micro-layer's A^l (B, N, 2N): d batched matmuls of that shape. That is the floor. The
+table gives the median time of one KF trace update (``KFRTRL._kf_step``: the Jacobians, the
+norms, the signs and the mixing) and its ratio to the floor, measured interleaved in one run.
+Target: ≤ 2× the floor.
+
+    python -m benchmarks.kf_floor [--sizes 64 128 256] [--depths 1 3] [--batch 16]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/rules.py
+
+import argparse
+import statistics
+
+import torch
+
+from agents.cores import RHN
+from agents.rules import KFRTRL
+from benchmarks.rules import default_threads, load_average, timed
+
+
+def measure(n: int, depth: int, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median seconds of one KF step and of its floor, and their median paired ratio."""
+    core = RHN(n, n, depth).to(device)
+    rule = KFRTRL(core)
+    rstate = rule.initial_state(batch)
+    x = torch.randn(batch, n, device=device)
+    with torch.no_grad():
+        for _ in range(3):  # non-zero traces, as in training
+            _, rstate = rule.unroll(x[None], rstate)
+        _, caches = core.cell(x, rstate.state)
+    h = torch.randn(batch, n, n, device=device)
+    a = [rstate.traces[f"A{layer}"] for layer in range(depth)]
+    kf, floor = [], []
+    for rep in range(repeats + 3):
+        with torch.no_grad():
+            t_kf = timed(lambda: rule._kf_step(rstate.traces, x, caches), device)
+            t_floor = timed(lambda: [torch.bmm(h, a_l) for a_l in a], device)
+        if rep >= 3:
+            kf.append(t_kf)
+            floor.append(t_floor)
+    ratio = statistics.median(k / f for k, f in zip(kf, floor, strict=True))
+    return statistics.median(kf), statistics.median(floor), ratio
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
+    p.add_argument("--depths", type=int, nargs="+", default=[1, 3])
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--repeats", type=int, default=21)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=default_threads())
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    print(
+        f"torch {torch.__version__}, {device}, {args.threads} threads, float32, B={args.batch}, "
+        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {load_average()}"
+    )
+    print(f"{'N':>5} {'depth':>5} {'KF step ms':>11} {'floor ms':>9} {'×floor':>7}")
+    for n in args.sizes:
+        for depth in args.depths:
+            kf, floor, ratio = measure(n, depth, args.batch, args.repeats, device)
+            print(f"{n:>5} {depth:>5} {kf * 1e3:>11.3f} {floor * 1e3:>9.3f} {ratio:>7.2f}")
+    print("floor: depth × bmm (B,N,N)@(B,N,2N); ×floor: median paired ratio; target ≤ 2")
+
+
+if __name__ == "__main__":
+    main()
