@@ -301,9 +301,10 @@ class A2C:
         self.global_step = int(sd["counters"]["global_step"])
         self.updates = int(sd["counters"]["updates"])
         self.skipped_updates = int(sd["counters"]["skipped_updates"])
-        torch.set_rng_state(sd["rng"]["torch"])
+        # RNG states must be CPU byte tensors, wherever map_location put the checkpoint
+        torch.set_rng_state(sd["rng"]["torch"].cpu())
         if "cuda" in sd["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(sd["rng"]["cuda"])
+            torch.cuda.set_rng_state_all([s.cpu() for s in sd["rng"]["cuda"]])
 
 
 def explained_variance(values: Tensor, returns: Tensor, valid: Tensor) -> float:

@@ -17,13 +17,15 @@ class OneHotEncoder(nn.Module):
     def __init__(self, nvec: list[int]) -> None:
         super().__init__()
         self.register_buffer("nvec", torch.as_tensor(nvec, dtype=torch.long), persistent=False)
+        # follows .double()/.to(): the dtype the one-hot vectors are made in
+        self.register_buffer("dtype_like", torch.zeros(()), persistent=False)
         self.out_size = int(sum(nvec))
 
     def forward(self, obs: Tensor) -> Tensor:  # (B,) or (B, K) integers -> (B, Σ n_k)
         obs = obs.long().reshape(obs.shape[0], -1)
         return torch.cat(
             [F.one_hot(obs[:, k], int(n)) for k, n in enumerate(self.nvec.tolist())], dim=1
-        ).float()
+        ).to(self.dtype_like.dtype)
 
 
 class MLPEncoder(nn.Module):
@@ -39,7 +41,7 @@ class MLPEncoder(nn.Module):
         self.out_size = size
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(obs.float().flatten(1))
+        return self.net(obs.flatten(1).to(_dtype_of(self)))
 
 
 class NatureCNN(nn.Module):
@@ -62,7 +64,7 @@ class NatureCNN(nn.Module):
         self.out_size = out_size
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.fc(self.conv(obs.float() / 255.0))
+        return self.fc(self.conv(obs.to(_dtype_of(self)) / 255.0))
 
 
 class _ResidualBlock(nn.Module):
@@ -96,7 +98,13 @@ class ImpalaCNN(nn.Module):
         self.out_size = out_size
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.fc(self.conv(obs.float() / 255.0))
+        return self.fc(self.conv(obs.to(_dtype_of(self)) / 255.0))
+
+
+def _dtype_of(module: nn.Module) -> torch.dtype:
+    """The module's floating dtype (float32 unless it was converted), for casting raw obs."""
+    p = next(module.parameters(), None)
+    return torch.get_default_dtype() if p is None else p.dtype
 
 
 def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] | None = None) -> nn.Module:

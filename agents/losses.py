@@ -30,21 +30,21 @@ def gae(
     rewards, values, terminated, ended: (M, B); next_value: (B,) = V of the step after the rollout.
     Returns (advantages, returns), each (M, B).
     """
-    m = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(next_value)
+    m, dtype = rewards.shape[0], torch.promote_types(rewards.dtype, values.dtype)
+    advantages = torch.zeros_like(values, dtype=dtype)
+    last = torch.zeros_like(next_value, dtype=dtype)
     for t in reversed(range(m)):
         v_next = next_value if t == m - 1 else values[t + 1]
-        delta = rewards[t] + gamma * v_next * (1 - terminated[t].float()) - values[t]
-        last = delta + gamma * lam * (1 - ended[t].float()) * last
+        delta = rewards[t] + gamma * v_next * (~terminated[t]).to(dtype) - values[t]
+        last = delta + gamma * lam * (~ended[t]).to(dtype) * last
         advantages[t] = last
     return advantages, advantages + values
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Mean of x over the entries where mask is True (0 if there are none)."""
-    mask = mask.to(x.dtype)
-    return (x * mask).sum() / mask.sum().clamp_min(1.0)
+    # where(), not x * mask: inf or NaN in a masked-out entry must not leak (inf · 0 = NaN)
+    return torch.where(mask, x, 0).sum() / mask.sum().clamp_min(1).to(x.dtype)
 
 
 def normalize(x: Tensor, mask: Tensor, eps: float = 1e-8) -> Tensor:
@@ -81,6 +81,10 @@ def actor_critic_loss(
     PPO:  L_π = −E[min(ρ A, clip(ρ, 1 ± ε) A)],  ρ = π(a|h) / π_old(a|h)
     L = L_π + c_v · ½ E[(V − R)²] − c_e · E[H(π)]
     """
+    # Zero the masked-out steps first, so that nothing computed from them reaches the gradient.
+    log_prob, entropy, value, old_log_prob, advantages, returns = (
+        torch.where(valid, t, 0) for t in (log_prob, entropy, value, old_log_prob, advantages, returns)
+    )
     log_ratio = log_prob - old_log_prob
     ratio = log_ratio.exp()
     if clip_coef is None:

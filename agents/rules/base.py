@@ -127,10 +127,13 @@ class Rule:
             if episode_starts is not None:
                 keep = (~episode_starts[t]).to(state.dtype)
                 state = state * keep[:, None]
-            out, state, record = self._forward(xs[t], state)
+            if advance:
+                out, state, record = self._forward(xs[t], state)
+                records.append(record)
+                keeps.append(keep)
+            else:  # the traces stay as they are: nothing to record
+                out, state = self.core(xs[t], state)
             outs.append(out)
-            records.append(record)
-            keeps.append(keep)
         traces = rstate.traces
         if advance:
             with torch.no_grad():
