@@ -109,8 +109,9 @@ def _dtype_of(module: nn.Module) -> torch.dtype:
 
 def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] | None = None) -> nn.Module:
     """Encoder for ``space``: one-hot for Discrete/MultiDiscrete, an MLP for flat Box vectors,
-    a Nature-CNN (``kind="nature"``, the default for images) or IMPALA-ResNet (``"impala"``) for
-    channels-first uint8 images. Anything else raises, naming the space."""
+    a Nature-CNN (``kind="nature"``) or IMPALA-ResNet (``"impala"``) for channels-first uint8
+    images; ``"auto"`` picks Nature for 84x84 frames (Atari) and IMPALA otherwise (ProcGen).
+    Anything else raises, naming the space."""
     mlp_hidden = [64] if mlp_hidden is None else list(mlp_hidden)
     if isinstance(space, spaces.Discrete):
         return OneHotEncoder([int(space.n)])
@@ -118,9 +119,11 @@ def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] 
         return OneHotEncoder([int(n) for n in space.nvec])
     if isinstance(space, spaces.Box):
         if space.dtype == np.uint8 and len(space.shape) == 3:
+            if kind == "auto":  # Atari's 84x84 frames get Nature's torso, others (ProcGen) IMPALA's
+                kind = "nature" if space.shape[1:] == (84, 84) else "impala"
             if kind == "impala":
                 return ImpalaCNN(*space.shape)
-            if kind in ("auto", "nature"):
+            if kind == "nature":
                 return NatureCNN(*space.shape)
             raise ValueError(f"encoder {kind!r} does not fit image space {space}; use nature or impala")
         if len(space.shape) == 1:
