@@ -81,6 +81,14 @@ class _StopFlag:
 
 def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     """Run one training job; returns its summary (final mean return, steps, paths)."""
+    stop = _StopFlag()  # first, so that a signal during start-up also ends the run cleanly
+    try:
+        return _train(cfg, run_dir, stop)
+    finally:
+        stop.restore()
+
+
+def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, Any]:
     OmegaConf.resolve(cfg)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -104,7 +112,6 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         "BPTT within the rollout (the encoder's gradient flows back "
         "through the core over the chunk); the core's gradient comes from the rule",
     )
-    stop = _StopFlag()
     steps_per_update = cfg.num_envs * cfg.algo.rollout_len
     bar = tqdm(
         total=cfg.total_steps,
@@ -154,7 +161,6 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
         )
         writer.close()
         learner.envs.close()
-        stop.restore()
     interrupted = "" if stop.signal is None else f" (stopped by {signal.Signals(stop.signal).name})"
     summary = {
         "ep_rew_mean": final,

@@ -141,7 +141,9 @@ class ActorCritic(nn.Module):
         if self.use_prev_action:
             parts.append(self.action_encoding(prev_action) * keep)
         if self.use_prev_reward:
-            parts.append(prev_reward.float()[:, None] * keep)
+            # a NaN reward from a broken env must not poison the state (NaN · 0 is still NaN)
+            reward = torch.nan_to_num(prev_reward.float(), nan=0.0, posinf=0.0, neginf=0.0)
+            parts.append(reward[:, None] * keep)
         if self.use_start:
             parts.append(episode_start.float()[:, None])
         return torch.cat(parts, dim=1)
