@@ -71,8 +71,17 @@ class Rollout(NamedTuple):
     next_value: Tensor
 
 
-def index_rows(rstate: RuleState, rows: Tensor) -> RuleState:
+def index_rows(rstate: RuleState, rows: Tensor | slice) -> RuleState:
     return RuleState(rstate.state[rows], {k: v[rows] for k, v in rstate.traces.items()})
+
+
+def _scatter_rows(parts: list[tuple[Tensor | slice, RuleState]]) -> RuleState:
+    """Reassemble a rule state from the states of disjoint row groups covering every row."""
+    rows = torch.cat([r for r, _ in parts])
+    order = torch.argsort(rows)
+    state = torch.cat([rs.state for _, rs in parts])[order]
+    traces = {k: torch.cat([rs.traces[k] for _, rs in parts])[order] for k in parts[0][1].traces}
+    return RuleState(state, traces)
 
 
 class A2C:
@@ -194,12 +203,17 @@ class A2C:
         ppo = cfg.update == "ppo"
         epochs = cfg.num_epochs if ppo else 1
         groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
-        new_state = self.rstate.state.clone()
-        new_traces = {k: v.clone() for k, v in self.rstate.traces.items()}
-        stats: dict[str, list[float]] = {}
+        stats: dict[str, list[Tensor]] = {}
+        ends: list[tuple[Tensor | slice, RuleState]] = []
         for epoch in range(epochs):
             last_epoch = epoch == epochs - 1
-            for rows in torch.randperm(self.num_envs, device=self.device).chunk(groups):
+            # one group: all rows as a view, so that no trace is gathered or scattered
+            parts = (
+                [slice(None)]
+                if groups == 1
+                else torch.randperm(self.num_envs, device=self.device).chunk(groups)
+            )
+            for rows in parts:
                 terms, rstate_end = self.rollout_loss(ro, rows, advantages, returns, last_epoch)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms.loss.backward()
@@ -209,29 +223,26 @@ class A2C:
                 else:
                     self.skipped_updates += 1
                 if last_epoch:
-                    new_state[rows] = rstate_end.state
-                    for k, v in rstate_end.traces.items():
-                        new_traces[k][rows] = v
-                for name, val in terms._asdict().items():
-                    stats.setdefault(name, []).append(float(val.detach()))
-                stats.setdefault("grad_norm", []).append(float(grad_norm))
-        self.rstate = self._sanitize(RuleState(new_state, new_traces))
+                    ends.append((rows, rstate_end))
+                for name, val in (*terms._asdict().items(), ("grad_norm", grad_norm)):
+                    stats.setdefault(name, []).append(val.detach())
+        self.rstate = self._sanitize(ends[0][1] if groups == 1 else _scatter_rows(ends))
         self.updates += 1
-        out = {k: float(np.mean(v)) for k, v in stats.items()}
+        out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
         out["learning_rate"] = self.optimizer.param_groups[0]["lr"]
         out["skipped_updates"] = float(self.skipped_updates)
         return out
 
     def rollout_loss(
-        self, ro: Rollout, rows: Tensor, advantages: Tensor, returns: Tensor, advance: bool
+        self, ro: Rollout, rows: Tensor | slice, advantages: Tensor, returns: Tensor, advance: bool
     ) -> tuple[Any, RuleState]:
         """The loss over environments ``rows`` of a rollout, re-run through the rule with gradients.
 
         Its backward gives the full-history gradient (per the rule) of that loss; the returned
         rule state is the one at the rollout's end (traces advanced only if ``advance``).
         """
-        m, b = ro.rewards.shape[0], rows.numel()
+        m, b = ro.episode_starts[:, rows].shape
         flat = lambda t: t[:, rows].flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
         x = self.agent.core_input(
             flat(ro.obs), flat(ro.prev_actions), flat(ro.prev_rewards), flat(ro.episode_starts)
@@ -260,9 +271,10 @@ class A2C:
 
     def _sanitize(self, rstate: RuleState) -> RuleState:
         """Reset the rows whose state or traces overflowed, rather than carry NaN forward."""
-        bad = ~torch.isfinite(rstate.state).all(1)
+        # one reduction per row: a row sums to a finite number only if all its entries are finite
+        bad = ~torch.isfinite(rstate.state.sum(1))
         for v in rstate.traces.values():
-            bad |= ~torch.isfinite(v.flatten(1)).all(1)
+            bad |= ~torch.isfinite(v.flatten(1).sum(1))
         if bad.any():
             rstate = self.rule.reset(
                 RuleState(

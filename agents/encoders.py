@@ -23,9 +23,9 @@ class OneHotEncoder(nn.Module):
 
     def forward(self, obs: Tensor) -> Tensor:  # (B,) or (B, K) integers -> (B, Σ n_k)
         obs = obs.long().reshape(obs.shape[0], -1)
-        return torch.cat(
-            [F.one_hot(obs[:, k], int(n)) for k, n in enumerate(self.nvec.tolist())], dim=1
-        ).to(self.dtype_like.dtype)
+        return torch.cat([F.one_hot(obs[:, k], int(n)) for k, n in enumerate(self.nvec.tolist())], dim=1).to(
+            self.dtype_like.dtype
+        )
 
 
 class MLPEncoder(nn.Module):

@@ -29,7 +29,7 @@ class MultiCategorical(Distribution):
     arg_constraints: ClassVar[dict] = {}
 
     def __init__(self, logits: Tensor, nvec: list[int]) -> None:
-        self.dists = [Categorical(logits=chunk) for chunk in logits.split(nvec, dim=-1)]
+        self.dists = [Categorical(logits=c, validate_args=False) for c in logits.split(nvec, dim=-1)]
         super().__init__(batch_shape=logits.shape[:-1], validate_args=False)
 
     def sample(self, sample_shape: tuple[int, ...] = ()) -> Tensor:
@@ -152,9 +152,11 @@ class ActorCritic(nn.Module):
         """Policy distribution and value from the core's output (..., N)."""
         logits, value = self.actor(out), self.critic(out).squeeze(-1)
         if not self.nvec:
-            return Independent(Normal(logits, self.log_std.exp().expand_as(logits)), 1), value
+            return Independent(
+                Normal(logits, self.log_std.exp().expand_as(logits), validate_args=False), 1
+            ), value
         if len(self.nvec) == 1 and isinstance(self.action_space, spaces.Discrete):
-            return Categorical(logits=logits), value
+            return Categorical(logits=logits, validate_args=False), value
         return MultiCategorical(logits, self.nvec), value
 
 

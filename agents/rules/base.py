@@ -122,17 +122,18 @@ class Rule:
         ``advance``, e.g. for all but the last of several PPO epochs over one rollout)."""
         state = self._attach(rstate)
         outs, records, keeps = [], [], []
-        for t in range(xs.shape[0]):
+        # unbind, not xs[t]: each slice's backward would zero-fill a whole (M, B, D) gradient
+        for t, x in enumerate(xs.unbind(0)):
             keep = None
             if episode_starts is not None:
                 keep = (~episode_starts[t]).to(state.dtype)
                 state = state * keep[:, None]
             if advance:
-                out, state, record = self._forward(xs[t], state)
+                out, state, record = self._forward(x, state)
                 records.append(record)
                 keeps.append(keep)
             else:  # the traces stay as they are: nothing to record
-                out, state = self.core(xs[t], state)
+                out, state = self.core(x, state)
             outs.append(out)
         traces = rstate.traces
         if advance:

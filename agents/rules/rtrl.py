@@ -107,6 +107,10 @@ class RTRL(Rule):
             a = a * torch.stack(keeps)[:, :, None]
         # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
         through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
+        # Products that decayed below sqrt(smallest normal) carry no credit worth keeping; left
+        # alone they become subnormal, which made the matmul below ~10x slower on CPU.
+        tiny = torch.finfo(through.real.dtype).tiny ** 0.5
+        through = through.masked_fill(through.abs() < tiny, 0)
         total = through[0]
         suffix = torch.cat([through[1:], torch.ones_like(total)[None]])
         # Parameters often share a coefficient (F and b_f share φ) or an input (F and Z share
