@@ -44,7 +44,22 @@ class MLPEncoder(nn.Module):
         return self.net(obs.flatten(1).to(_dtype_of(self)))
 
 
-class NatureCNN(nn.Module):
+class _ImageEncoder(nn.Module):
+    """A convolutional torso ``self.conv`` followed by a ReLU layer; pixels scaled to [0, 1]."""
+
+    conv: nn.Module
+
+    def _head(self, channels: int, height: int, width: int, out_size: int) -> None:
+        with torch.no_grad():
+            n_flat = self.conv(torch.zeros(1, channels, height, width)).shape[1]
+        self.fc = nn.Sequential(nn.Linear(n_flat, out_size), nn.ReLU())
+        self.out_size = out_size
+
+    def forward(self, obs: Tensor) -> Tensor:  # (B, C, H, W) uint8 -> (B, out_size)
+        return self.fc(self.conv(obs.to(_dtype_of(self)) / 255.0))
+
+
+class NatureCNN(_ImageEncoder):
     """Mnih et al. 2015's torso for (C, 84, 84) uint8 frames; pixels scaled to [0, 1]."""
 
     def __init__(self, channels: int, height: int, width: int, out_size: int = 512) -> None:
@@ -58,13 +73,7 @@ class NatureCNN(nn.Module):
             nn.ReLU(),
             nn.Flatten(),
         )
-        with torch.no_grad():
-            n_flat = self.conv(torch.zeros(1, channels, height, width)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(n_flat, out_size), nn.ReLU())
-        self.out_size = out_size
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.fc(self.conv(obs.to(_dtype_of(self)) / 255.0))
+        self._head(channels, height, width, out_size)
 
 
 class _ResidualBlock(nn.Module):
@@ -77,7 +86,7 @@ class _ResidualBlock(nn.Module):
         return x + self.conv1(F.relu(self.conv0(F.relu(x))))
 
 
-class ImpalaCNN(nn.Module):
+class ImpalaCNN(_ImageEncoder):
     """Espeholt et al. 2018's residual torso (16, 32, 32 channels), as used for ProcGen."""
 
     def __init__(self, channels: int, height: int, width: int, out_size: int = 256) -> None:
@@ -92,13 +101,7 @@ class ImpalaCNN(nn.Module):
             ]
             c = depth
         self.conv = nn.Sequential(*blocks, nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n_flat = self.conv(torch.zeros(1, channels, height, width)).shape[1]
-        self.fc = nn.Sequential(nn.Linear(n_flat, out_size), nn.ReLU())
-        self.out_size = out_size
-
-    def forward(self, obs: Tensor) -> Tensor:
-        return self.fc(self.conv(obs.to(_dtype_of(self)) / 255.0))
+        self._head(channels, height, width, out_size)
 
 
 def _dtype_of(module: nn.Module) -> torch.dtype:
