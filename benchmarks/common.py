@@ -21,6 +21,9 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from agents.a2c import A2C, LearnerConfig
+from agents.policy import ActorCritic
+from agents.registry import make_rule
 from benchmarks.rules import load_average
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
@@ -145,3 +148,28 @@ class Stopwatch:
 
     def __str__(self) -> str:
         return f"wall time {time.perf_counter() - self.start:.1f} s; {load_average()}"
+
+
+def synthetic_learner(
+    rule: str,
+    m: int,
+    batch: int,
+    hidden: int,
+    obs_dim: int,
+    episode_len: int | None = None,
+    seed: int = 0,
+    **learner: Any,
+) -> A2C:
+    """An eLSTM learner (N = hidden, MLP encoder of width hidden) on the synthetic env; the same
+    weights for every rule at the same seed. ``learner``: further LearnerConfig fields."""
+    torch.manual_seed(seed)
+    envs = SyntheticVectorEnv(batch, obs_dim, episode_len=episode_len, seed=seed)
+    agent = ActorCritic(
+        envs.single_observation_space,
+        envs.single_action_space,
+        core="elstm",
+        hidden_size=hidden,
+        mlp_hidden=[hidden],
+    )
+    cfg = LearnerConfig(rollout_len=m, **learner)
+    return A2C(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))

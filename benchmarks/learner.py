@@ -45,10 +45,8 @@ import time
 import torch
 import torch.profiler
 
-from agents.a2c import A2C, LearnerConfig
-from agents.policy import ActorCritic
-from agents.registry import make_rule
-from benchmarks.common import Stopwatch, SyntheticVectorEnv, format_table, header, paired_median_ratio
+from agents.a2c import A2C
+from benchmarks.common import Stopwatch, format_table, header, paired_median_ratio, synthetic_learner
 from benchmarks.rules import default_threads
 
 RULES = ("rtrl", "tbptt")
@@ -57,19 +55,18 @@ BASELINE = "tbptt"
 
 def make_learner(rule: str, m: int, update: str, args: argparse.Namespace, seed: int = 0) -> A2C:
     """An eLSTM learner on the synthetic env; the same weights for every rule (same seed)."""
-    torch.manual_seed(seed)
-    envs = SyntheticVectorEnv(args.batch, args.obs_dim, episode_len=args.episode_len or None, seed=seed)
-    agent = ActorCritic(
-        envs.single_observation_space,
-        envs.single_action_space,
-        core="elstm",
-        hidden_size=args.hidden,
-        mlp_hidden=[args.hidden],
+    return synthetic_learner(
+        rule,
+        m,
+        args.batch,
+        args.hidden,
+        args.obs_dim,
+        args.episode_len or None,
+        seed,
+        update=update,
+        num_epochs=args.epochs,
+        num_minibatches=args.minibatches,
     )
-    cfg = LearnerConfig(
-        rollout_len=m, update=update, num_epochs=args.epochs, num_minibatches=args.minibatches
-    )
-    return A2C(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))
 
 
 def iterate(learner: A2C, iterations: int) -> tuple[float, float]:

@@ -56,10 +56,8 @@ from typing import Any
 
 import torch
 
-from agents.a2c import A2C, LearnerConfig
-from agents.policy import ActorCritic
-from agents.registry import make_rule
-from benchmarks.common import Stopwatch, SyntheticVectorEnv, format_table, header
+from agents.a2c import A2C
+from benchmarks.common import Stopwatch, format_table, header, synthetic_learner
 from benchmarks.rules import human_bytes, state_bytes, tensor_bytes, trace_bytes
 
 RULES = ("rtrl", "tbptt")
@@ -137,16 +135,7 @@ def child(rule: str, horizon: int, batch: int, args: argparse.Namespace) -> dict
     torch.manual_seed(0)
     m = args.rtrl_len if rule != "tbptt" else horizon
     iterations = max(1, horizon // m)
-    envs = SyntheticVectorEnv(batch, args.obs_dim, episode_len=None)
-    agent = ActorCritic(
-        envs.single_observation_space,
-        envs.single_action_space,
-        core="elstm",
-        hidden_size=args.hidden,
-        mlp_hidden=[args.hidden],
-    )
-    cfg = LearnerConfig(rollout_len=m, update=args.update)
-    learner = A2C(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))
+    learner = synthetic_learner(rule, m, batch, args.hidden, args.obs_dim, update=args.update)
     saved = SavedBytes(learner)
     baseline, method = reset_peak()
     start = time.perf_counter()
