@@ -138,10 +138,7 @@ def dense_layout(rule: Rule, traces: dict[str, Tensor]) -> Tensor:
     if isinstance(rule, KFRTRL):
         # G^l[b, j, (i, k)] = u[b, i] A[b, j, k]: ∂h_j/∂W^l[i, k], W^l flattened row-major
         return torch.cat(
-            [
-                torch.einsum("bi,bjk->bjik", traces[f"u{layer}"], traces[f"A{layer}"]).flatten(2)
-                for layer in range(rule.core.depth)
-            ],
+            [torch.einsum("bi,bjk->bjik", u, a).flatten(2) for u, a in rule.factors(traces)],
             dim=2,
         )
     if isinstance(rule, UORO):

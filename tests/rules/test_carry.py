@@ -13,11 +13,11 @@ def test_kfrtrl_kronecker_product_is_dense_g_after_a_reset():
     core = make_core("rhn1", input_size=1, hidden_size=2)  # W: (D + N + 1, 2N) = (4, 4)
     xs = torch.randn(1, 3, 1)
     rule = KFRTRL(core)
-    traces = run_traces(rule, xs).traces
+    ((u, a),) = rule.factors(run_traces(rule, xs).traces)
     exact = exact_sensitivity(core, xs)  # (B, N, 16), W flattened row-major
     for b in range(xs.shape[1]):
         # kron(u (1×4), A (2×4))[j, 4i + k] = u_i A_jk
-        kron = torch.kron(traces["u0"][b][None, :], traces["A0"][b])
+        kron = torch.kron(u[b][None, :], a[b])
         torch.testing.assert_close(kron, exact[b], rtol=1e-12, atol=1e-14)
 
 
@@ -26,8 +26,9 @@ def test_kfrtrl_carried_grads_is_the_explicit_contraction():
     xs = torch.randn(6, 3, 1)  # several steps: an estimate now, but the contraction is the same
     rule = KFRTRL(core)
     traces = run_traces(rule, xs).traces
+    ((u, a),) = rule.factors(traces)
     e = torch.randn(3, 2)
-    want = sum(e[b] @ torch.kron(traces["u0"][b][None, :], traces["A0"][b]) for b in range(3))
+    want = sum(e[b] @ torch.kron(u[b][None, :], a[b]) for b in range(3))
     (got,) = rule._carried_grads(traces, e)
     torch.testing.assert_close(got, want.view(4, 4), rtol=1e-12, atol=1e-14)
 
