@@ -205,6 +205,7 @@ class A2C:
         groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
         stats: dict[str, list[Tensor]] = {}
         ends: list[tuple[Tensor | slice, RuleState]] = []
+        skipped_before = self.skipped_updates
         for epoch in range(epochs):
             last_epoch = epoch == epochs - 1
             # one group: all rows as a view, so that no trace is gathered or scattered
@@ -226,7 +227,9 @@ class A2C:
                     ends.append((rows, rstate_end))
                 for name, val in (*terms._asdict().items(), ("grad_norm", grad_norm)):
                     stats.setdefault(name, []).append(val.detach())
-        self.rstate = self._sanitize(ends[0][1] if groups == 1 else _scatter_rows(ends))
+        self.rstate = self._sanitize(
+            ends[0][1] if groups == 1 else _scatter_rows(ends), self.skipped_updates > skipped_before
+        )
         self.updates += 1
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
@@ -269,11 +272,17 @@ class A2C:
         )
         return terms, rstate_end
 
-    def _sanitize(self, rstate: RuleState) -> RuleState:
-        """Reset the rows whose state or traces overflowed, rather than carry NaN forward."""
+    def _sanitize(self, rstate: RuleState, check_traces: bool) -> RuleState:
+        """Reset the rows whose state or traces overflowed, rather than carry NaN forward.
+
+        The state is checked every update; the traces only after a skipped step. Reading every
+        trace once more per update costs ~5% of a short-rollout update, and it is not needed: a
+        non-finite trace makes the next carried gradient non-finite (0·NaN is NaN), so that
+        update's steps are skipped and these rows, non-finite by then too, are reset here.
+        """
         # one reduction per row: a row sums to a finite number only if all its entries are finite
         bad = ~torch.isfinite(rstate.state.sum(1))
-        for v in rstate.traces.values():
+        for v in rstate.traces.values() if check_traces else ():
             bad |= ~torch.isfinite(v.flatten(1).sum(1))
         if bad.any():
             rstate = self.rule.reset(

@@ -117,9 +117,11 @@ def measure(m: int, update: str, args: argparse.Namespace) -> list[list[str]]:
 
 
 def profile(args: argparse.Namespace) -> None:
-    """Top ops by self CPU time of RTRL and TBPTT at M = --profile-len, a2c."""
+    """Top ops by self CPU time of RTRL and TBPTT at M = --profile-len, a2c, and the ops that
+    make up RTRL's extra time (self CPU of RTRL minus TBPTT, per iteration)."""
     m = args.profile_len
     iterations = max(1, round(args.steps_per_sample / (m * args.batch)))
+    self_us: dict[str, dict[str, float]] = {}
     for rule in RULES:
         learner = make_learner(rule, m, "a2c", args)
         iterate(learner, iterations)  # warm-up
@@ -134,7 +136,14 @@ def profile(args: argparse.Namespace) -> None:
             f"\n=== {rule.upper()} eLSTM N={args.hidden} B={args.batch} M={m} a2c: "
             f"{iterations} iterations, {steps} env steps ==="
         )
-        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
+        events = prof.key_averages()
+        print(events.table(sort_by="self_cpu_time_total", row_limit=args.profile_rows))
+        self_us[rule] = {e.key: e.self_cpu_time_total / iterations for e in events}
+    extra = {k: v - self_us[BASELINE].get(k, 0.0) for k, v in self_us[RULES[0]].items()}
+    print(f"\n=== {RULES[0].upper()} − {BASELINE.upper()}: self CPU µs per iteration ===")
+    for key, us in sorted(extra.items(), key=lambda kv: -kv[1])[: args.profile_rows]:
+        print(f"{us:>10.0f}  {key}")
+    print(f"{sum(extra.values()):>10.0f}  total")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -364,6 +364,29 @@ def test_nan_reward_skips_the_update(update, skips):
     assert not all(torch.equal(params_of(learner)[k], after[k]) for k in after)
 
 
+@pytest.mark.parametrize(("core", "rule"), [("elstm", "rtrl"), ("rhn", "kfrtrl"), ("gru", "uoro")])
+@pytest.mark.parametrize("fill", [math.inf, math.nan])
+def test_overflowed_trace_skips_the_next_step_and_resets_its_row(core, rule, fill):
+    # Traces are checked only after a skipped step (A2C._sanitize): an overflowed trace must make
+    # the next carried gradient non-finite, so that step is skipped, and its row is then reset.
+    learner = make_learner(RECALL, core=core, rule=rule)
+    learner.update(learner.collect())
+    name = next(iter(learner.rstate.traces))
+    learner.rstate.traces[name][1].view(-1)[0] = fill
+    before, others = params_of(learner), {k: v[[0, 2]].clone() for k, v in learner.rstate.traces.items()}
+    learner.update(learner.collect())
+    assert learner.skipped_updates == 1
+    assert_same_tree(params_of(learner), before)
+    for k, v in learner.rstate.traces.items():
+        assert torch.isfinite(torch.view_as_real(v) if v.is_complex() else v).all(), k
+        assert not v[1].any(), k  # reset
+        assert v[[0, 2]].any() and not torch.equal(v[[0, 2]], others[k]), k  # advanced as usual
+    assert not learner.rstate.state[1].any()
+    learner.update(learner.collect())  # and training goes on
+    assert learner.skipped_updates == 1
+    assert not all(torch.equal(params_of(learner)[k], before[k]) for k in before)
+
+
 # --- dtypes and devices -----------------------------------------------------------------------
 
 

@@ -54,7 +54,7 @@ class ElementwiseTerms(NamedTuple):
         ∂c_t/∂c_{t-1} = diag(a)                                   a: (B, K)
         ∂c_t/∂P |_(c_{t-1} fixed) = coef[P] ⊗ inputs[P]           for a matrix P: (K, D)
         ∂c_t/∂w |_(c_{t-1} fixed) = coef[w]                       for a vector w: (K,)
-    ``inputs[name]`` is None for vector parameters.
+    ``inputs[name]`` is None for vector parameters. Leading dims may also include time, (M, B, ·).
     """
 
     a: Tensor
@@ -67,12 +67,25 @@ class ElementwiseCore(RecurrentCore):
 
     Each unit's recurrence touches only its own rows of the recurrent parameters: the sensitivity
     of unit k is the size of the parameters that unit owns (Irie et al. 2023; Elelimy et al. 2024).
+
+    The local derivatives are split in two so that a chunk of M steps pays for them once:
+    ``step_with_record`` saves a step's inputs and gates (detached, no extra work), and
+    ``local_terms`` turns records stacked over the chunk, (M, B, ·), into ElementwiseTerms.
     """
 
-    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
-        """Like forward, and also the step's local derivatives (detached) for exact RTRL."""
+    def step_with_record(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """Like forward, and also the detached tensors that ``local_terms`` needs."""
         raise NotImplementedError
 
+    def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
+        """The local derivatives of the step(s) in ``record``; any leading dims, e.g. (M, B)."""
+        raise NotImplementedError
+
+    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
+        """One step's out and state, and its local derivatives (detached)."""
+        out, new, record = self.step_with_record(x, state)
+        return out, new, self.local_terms(record)
+
     def to_diagonal(self, state_like: Tensor) -> Tensor:
-        """Map a (B, S) state (or its gradient) to the K diagonal coordinates (B, K)."""
+        """Map a (·, S) state (or its gradient) to the K diagonal coordinates (·, K)."""
         return state_like

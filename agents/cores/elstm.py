@@ -45,31 +45,25 @@ class ELSTM(ElementwiseCore):
         return torch.sigmoid(F.linear(torch.cat([x, c], dim=-1), self.W_o, self.b_o)) * c
 
     def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
+        out, c, _ = self.step_with_record(x, state)
+        return out, c
+
+    def step_with_record(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
         f, z = self._gates(x, state)
         c = f * state + (1 - f) * z
-        return self._readout(x, c), c
+        return self._readout(x, c), c, (x.detach(), state.detach(), f.detach(), z.detach())
 
-    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
-        """Also returns, detached (ALGORITHMS.md §1):
+    @torch.no_grad()
+    def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
+        """ALGORITHMS.md §1, from record = (x, c_{t-1}, f, z):
         φ = (c_{t-1} − z) ⊙ f ⊙ (1 − f),  ζ = (1 − f) ⊙ (1 − z²),  a = f + w_f ⊙ φ + w_z ⊙ ζ.
         """
-        f, z = self._gates(x, state)
-        c = f * state + (1 - f) * z
-        with torch.no_grad():
-            c_prev, fd, zd, xd = state.detach(), f.detach(), z.detach(), x.detach()
-            phi = (c_prev - zd) * fd * (1 - fd)
-            zeta = (1 - fd) * (1 - zd * zd)
-            a = fd + self.w_f * phi + self.w_z * zeta
-            terms = ElementwiseTerms(
-                a=a,
-                coef={
-                    "F": phi,
-                    "Z": zeta,
-                    "w_f": phi * c_prev,
-                    "w_z": zeta * c_prev,
-                    "b_f": phi,
-                    "b_z": zeta,
-                },
-                inputs={"F": xd, "Z": xd, "w_f": None, "w_z": None, "b_f": None, "b_z": None},
-            )
-        return self._readout(x, c), c, terms
+        x, c_prev, f, z = record
+        phi = (c_prev - z) * f * (1 - f)
+        zeta = (1 - f) * (1 - z * z)
+        a = f + self.w_f * phi + self.w_z * zeta
+        return ElementwiseTerms(
+            a=a,
+            coef={"F": phi, "Z": zeta, "w_f": phi * c_prev, "w_z": zeta * c_prev, "b_f": phi, "b_z": zeta},
+            inputs={"F": x, "Z": x, "w_f": None, "w_z": None, "b_f": None, "b_z": None},
+        )

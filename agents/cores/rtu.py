@@ -58,27 +58,30 @@ class RTU(ElementwiseCore):
         c1, c2 = state_like.chunk(2, dim=-1)
         return torch.complex(c1, c2)
 
-    def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
-        """Also returns, detached, in complex coordinates (ALGORITHMS.md §3):
+    def step_with_record(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        c, u1, u2 = self._step(x, state)
+        return F.relu(c), c, (x.detach(), state.detach(), u1.detach(), u2.detach())
+
+    @torch.no_grad()
+    def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
+        """ALGORITHMS.md §3, in complex coordinates, from record = (x, [c¹; c²]_{t-1}, W₁x, W₂x):
         a = λ;  ∂c/∂ν = −e^ν λ c_{t-1} + (r² e^ν / n_r) u;  ∂c/∂θ_log = i θ λ c_{t-1};
         ∂c/∂W₁ = n_r ⊗ x,  ∂c/∂W₂ = i n_r ⊗ x,  with u = (W₁ + i W₂) x.
         """
-        c, u1, u2 = self._step(x, state)
-        with torch.no_grad():
-            nu, theta, g, phi, norm = self._coefficients()
-            lam = torch.complex(g, phi)
-            c_prev = self.to_diagonal(state.detach())
-            u = torch.complex(u1.detach(), u2.detach())
-            r2 = g * g + phi * phi
-            ones = torch.ones_like(c_prev)
-            terms = ElementwiseTerms(
-                a=lam.expand_as(c_prev),
-                coef={
-                    "nu_log": -nu * lam * c_prev + (r2 * nu / norm) * u,
-                    "theta_log": 1j * theta * lam * c_prev,
-                    "W1": norm * ones,
-                    "W2": 1j * norm * ones,
-                },
-                inputs={"nu_log": None, "theta_log": None, "W1": x.detach(), "W2": x.detach()},
-            )
-        return F.relu(c), c, terms
+        x, state, u1, u2 = record
+        nu, theta, g, phi, norm = self._coefficients()
+        lam = torch.complex(g, phi)
+        c_prev = self.to_diagonal(state)
+        u = torch.complex(u1, u2)
+        r2 = g * g + phi * phi
+        ones = torch.ones_like(c_prev)
+        return ElementwiseTerms(
+            a=lam.expand_as(c_prev),
+            coef={
+                "nu_log": -nu * lam * c_prev + (r2 * nu / norm) * u,
+                "theta_log": 1j * theta * lam * c_prev,
+                "W1": norm * ones,
+                "W2": 1j * norm * ones,
+            },
+            inputs={"nu_log": None, "theta_log": None, "W1": x, "W2": x},
+        )

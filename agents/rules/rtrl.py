@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.func import jacrev, vmap
 
-from agents.cores.base import ElementwiseCore, ElementwiseTerms, RecurrentCore
+from agents.cores.base import ElementwiseCore, RecurrentCore
 from agents.rules.base import Rule, functional_state_step
 
 __all__ = ["RTRL"]
@@ -89,7 +89,7 @@ class RTRL(Rule):
     def _forward(self, x: Tensor, state: Tensor):
         if self.method == "dense":
             return super()._forward(x, state)
-        return self.core.step_terms(x, state)
+        return self.core.step_with_record(x, state)
 
     def _advance(self, traces, records, keeps):
         if self.method == "dense":
@@ -99,10 +99,12 @@ class RTRL(Rule):
     def _advance_elementwise(
         self,
         traces: dict[str, Tensor],
-        records: list[ElementwiseTerms],
+        records: list[tuple[Tensor, ...]],
         keeps: Sequence[Tensor | None],
     ) -> dict[str, Tensor]:
-        a = torch.stack([r.a for r in records])  # (M, B, K)
+        # the local derivatives of all M steps at once, (M, B, ·): a few ops per chunk, not per step
+        terms = self.core.local_terms(tuple(torch.stack(field) for field in zip(*records, strict=True)))
+        a = terms.a  # (M, B, K)
         if keeps[0] is not None:
             a = a * torch.stack(keeps)[:, :, None]
         # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
@@ -119,17 +121,17 @@ class RTRL(Rule):
         inputs_of: dict[int, Tensor] = {}
         new = {}
         for name, s0 in traces.items():
-            c0, x0 = records[0].coef[name], records[0].inputs[name]
-            if id(c0) not in weighted_of:
-                weighted_of[id(c0)] = suffix * torch.stack([r.coef[name] for r in records])
-            weighted = weighted_of[id(c0)]  # (M, B, K): Π_{s>t} ã_s ⊙ coef_t
-            if x0 is None:
+            coef, x = terms.coef[name], terms.inputs[name]
+            if id(coef) not in weighted_of:
+                weighted_of[id(coef)] = suffix * coef
+            weighted = weighted_of[id(coef)]  # (M, B, K): Π_{s>t} ã_s ⊙ coef_t
+            if x is None:
                 new[name] = (total * s0).add_(weighted.sum(0))
                 continue
-            if id(x0) not in inputs_of:
-                inputs_of[id(x0)] = torch.stack([r.inputs[name] for r in records], 1).to(a.dtype)
+            if id(x) not in inputs_of:
+                inputs_of[id(x)] = x.transpose(0, 1).to(a.dtype)  # (B, M, D)
             # S_M = total ⊙ S_0 + (B, K, M) @ (B, M, D), accumulated in the new buffer
-            new[name] = (total[..., None] * s0).baddbmm_(weighted.permute(1, 2, 0), inputs_of[id(x0)])
+            new[name] = (total[..., None] * s0).baddbmm_(weighted.permute(1, 2, 0), inputs_of[id(x)])
         return new
 
     def _advance_dense(self, traces, records, keeps):
