@@ -104,9 +104,14 @@ class A2C:
         self.num_envs = envs.num_envs
         mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.next_step_autoreset = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
-        opt = torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.RMSprop
-        kwargs = {"alpha": cfg.rms_alpha} if cfg.optimizer == "rmsprop" else {}
-        self.optimizer = opt(agent.parameters(), lr=cfg.lr, eps=cfg.eps, **kwargs)
+        # One fused kernel (Adam) or multi-tensor ops (RMSprop) over all parameters: on CPU the
+        # default per-parameter loop made Adam's step ~8× slower, a quarter of an Atari update.
+        if cfg.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.lr, eps=cfg.eps, fused=True)
+        else:
+            self.optimizer = torch.optim.RMSprop(
+                agent.parameters(), lr=cfg.lr, eps=cfg.eps, alpha=cfg.rms_alpha, foreach=True
+            )
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
         self.skipped_updates = 0
