@@ -8,7 +8,8 @@ What is measured, on this machine's CPU (no GPU in this session), with 16 enviro
   (``action_space.sample()``) and nothing else: the ceiling for any agent here.
 * ``RTRL agent``: train.py's learner, ``build(cfg, device)`` for ``env=atari algo=rtrl`` (Nature
   CNN → eLSTM of N = --hidden 256), num_envs 16, every other setting the config's default
-  (rollout_len, PPO epochs and minibatches), timed over ``learner.update(learner.collect())``.
+  (rollout_len, PPO epochs and minibatches) except fused Adam (``algo.fused_optimizer=true``),
+  timed over ``learner.update(learner.collect())``.
   ``collect`` is the share of its time spent acting (CNN + core forward per step, env steps),
   the rest is the update (re-running the CNN and core over the rollout with gradients, per
   PPO minibatch and epoch).
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> None:
             "algo=rtrl",
             f"core.hidden_size={args.hidden}",
             f"num_envs={NUM_ENVS}",
+            "algo.fused_optimizer=true",  # fused Adam, as recommended for CNN agents
             "device=cpu",
         ]
     )

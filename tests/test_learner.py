@@ -387,6 +387,20 @@ def test_overflowed_trace_skips_the_next_step_and_resets_its_row(core, rule, fil
     assert not all(torch.equal(params_of(learner)[k], before[k]) for k in before)
 
 
+@pytest.mark.usefixtures("float64")
+@pytest.mark.parametrize("optimizer", ["adam", "rmsprop"])
+def test_fused_optimizer_takes_the_same_step(optimizer):
+    # algo.fused_optimizer only changes how the step is computed (one kernel / multi-tensor ops)
+    plain, fused = (make_learner(optimizer=optimizer, fused_optimizer=f) for f in (False, True))
+    assert fused.optimizer.defaults["fused" if optimizer == "adam" else "foreach"]
+    ro = plain.collect()
+    for learner in (plain, fused):
+        learner.update(ro)
+    after, want = params_of(fused), params_of(plain)
+    for k in want:
+        torch.testing.assert_close(after[k], want[k], rtol=1e-10, atol=1e-12, msg=k)
+
+
 # --- dtypes and devices -----------------------------------------------------------------------
 
 
