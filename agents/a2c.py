@@ -107,12 +107,10 @@ class A2C:
         self.num_envs = envs.num_envs
         mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.next_step_autoreset = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
-        fast = {"fused": True} if cfg.optimizer == "adam" else {"foreach": True}
         if cfg.optimizer == "adam":
-            opt, kwargs = torch.optim.Adam, {}
+            opt, kwargs = torch.optim.Adam, {"fused": True} if cfg.fused_optimizer else {}
         else:
-            opt, kwargs = torch.optim.RMSprop, {"alpha": cfg.rms_alpha}
-        kwargs |= fast if cfg.fused_optimizer else {}
+            opt, kwargs = torch.optim.RMSprop, {"alpha": cfg.rms_alpha, "foreach": cfg.fused_optimizer}
         self.optimizer = opt(agent.parameters(), lr=cfg.lr, eps=cfg.eps, **kwargs)
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
