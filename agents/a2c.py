@@ -110,7 +110,8 @@ class A2C:
         if cfg.optimizer == "adam":
             opt, kwargs = torch.optim.Adam, {"fused": True} if cfg.fused_optimizer else {}
         else:
-            opt, kwargs = torch.optim.RMSprop, {"alpha": cfg.rms_alpha, "foreach": cfg.fused_optimizer}
+            foreach = True if cfg.fused_optimizer else None  # None: torch's default for the device
+            opt, kwargs = torch.optim.RMSprop, {"alpha": cfg.rms_alpha, "foreach": foreach}
         self.optimizer = opt(agent.parameters(), lr=cfg.lr, eps=cfg.eps, **kwargs)
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
