@@ -38,8 +38,14 @@ import time
 
 import torch
 
-from benchmarks.common import Stopwatch, build_learner, format_table, header, paired_median_ratio
-from benchmarks.rules import default_threads
+from benchmarks.common import (
+    Stopwatch,
+    build_learner,
+    default_threads,
+    format_table,
+    header,
+    paired_median_ratio,
+)
 from envs import make_vector_env
 
 NUM_ENVS = 16

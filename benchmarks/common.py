@@ -1,7 +1,8 @@
 """Pieces shared by the learner-level benchmarks: a free synthetic vector env, a plain-text
 table, paired ratios, learners built from the Hydra configs, and the run header.
 
-The size/thread/load helpers live in benchmarks/rules.py and are imported from there.
+Also the measuring helpers every benchmark uses: threads, load average, device-synchronised
+timing and tensor sizes.
 Every benchmark module sets OMP_WAIT_POLICY=PASSIVE itself, before it imports torch (see
 benchmarks/rules.py for why); importing this module after torch is fine.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +21,12 @@ import torch
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
+from torch import Tensor
 
 from agents.a2c import A2C, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
-from benchmarks.rules import load_average
+from agents.rules import RuleState
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -131,10 +133,68 @@ def format_table(header: Sequence[str], rows: Sequence[Sequence[str]], left: set
     return "\n".join(out)
 
 
-def header(extra: str = "") -> str:
+# --- measuring ------------------------------------------------------------------------------
+
+
+def default_threads() -> int:
+    """The cores this process may run on."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def load_average() -> str:
+    """The 1-minute load average, to tell a busy machine (other jobs inflate the times)."""
+    if not hasattr(os, "getloadavg"):
+        return "load average unknown"
+    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
+
+
+def sync_device(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Wall seconds of fn(), with the device synchronised before and after."""
+    sync_device(device)
+    start = time.perf_counter()
+    fn()
+    sync_device(device)
+    return time.perf_counter() - start
+
+
+def tensor_bytes(tensors: list[Tensor]) -> int:
+    """Σ numel·element_size."""
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def trace_bytes(rstate: RuleState) -> int:
+    """Bytes of the traces a rule carries between chunks."""
+    return tensor_bytes(list(rstate.traces.values()))
+
+
+def state_bytes(rstate: RuleState) -> int:
+    """Bytes of the core state."""
+    return tensor_bytes([rstate.state])
+
+
+def human_bytes(n: int) -> str:
+    """1536 -> '1.5K'; 0 -> '0'."""
+    if n == 0:
+        return "0"
+    value = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def header(extra: str = "", device: torch.device | str = "cpu") -> str:
     """torch version, threads, OMP policy and the load average: the first line of every run."""
     line = (
-        f"torch {torch.__version__}, cpu, {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__}, {device}, {torch.get_num_threads()} threads, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {load_average()}"
     )
     return f"{line}; {extra}" if extra else line

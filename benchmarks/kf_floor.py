@@ -24,10 +24,10 @@ import torch
 
 from agents.cores import RHN
 from agents.rules import KFRTRL
-from benchmarks.rules import default_threads, load_average, timed
+from benchmarks.common import default_threads, header, timed
 
 
-def measure(n: int, depth: int, batch: int, repeats: int, device: torch.device) -> tuple[float, float]:
+def measure(n: int, depth: int, batch: int, repeats: int, device: torch.device) -> tuple[float, float, float]:
     """Median seconds of one KF step and of its floor, and their median paired ratio."""
     core = RHN(n, n, depth).to(device)
     rule = KFRTRL(core)
@@ -63,10 +63,7 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    print(
-        f"torch {torch.__version__}, {device}, {args.threads} threads, float32, B={args.batch}, "
-        f"OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}, {load_average()}"
-    )
+    print(header(f"float32, B={args.batch}", device))
     print(f"{'N':>5} {'depth':>5} {'KF step ms':>11} {'floor ms':>9} {'×floor':>7}")
     for n in args.sizes:
         for depth in args.depths:

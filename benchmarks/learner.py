@@ -46,8 +46,14 @@ import torch
 import torch.profiler
 
 from agents.a2c import A2C
-from benchmarks.common import Stopwatch, format_table, header, paired_median_ratio, synthetic_learner
-from benchmarks.rules import default_threads
+from benchmarks.common import (
+    Stopwatch,
+    default_threads,
+    format_table,
+    header,
+    paired_median_ratio,
+    synthetic_learner,
+)
 
 RULES = ("rtrl", "tbptt")
 BASELINE = "tbptt"

@@ -57,8 +57,16 @@ from typing import Any
 import torch
 
 from agents.a2c import A2C
-from benchmarks.common import Stopwatch, format_table, header, synthetic_learner
-from benchmarks.rules import human_bytes, state_bytes, tensor_bytes, trace_bytes
+from benchmarks.common import (
+    Stopwatch,
+    format_table,
+    header,
+    human_bytes,
+    state_bytes,
+    synthetic_learner,
+    tensor_bytes,
+    trace_bytes,
+)
 
 RULES = ("rtrl", "tbptt")
 MMAP_THRESHOLD = 65536

@@ -47,8 +47,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import statistics
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -58,6 +56,18 @@ from torch import Tensor
 from agents.cores import ELSTM, RHN, RTU
 from agents.cores.base import RecurrentCore
 from agents.rules import KFRTRL, RTRL, TBPTT, UORO, Rule, RuleState
+from benchmarks.common import (
+    Stopwatch,
+    default_threads,
+    format_table,
+    header,
+    human_bytes,
+    paired_median_ratio,
+    state_bytes,
+    sync_device,
+    timed,
+    trace_bytes,
+)
 
 BASELINE = "TBPTT"
 
@@ -123,20 +133,6 @@ def train_chunks(rule: Rule, rstate: RuleState, xs: Tensor, w: Tensor, m: int) -
     return rstate
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def timed(fn: Callable[[], object], device: torch.device) -> float:
-    """Wall seconds of fn(), with the device synchronised before and after."""
-    _sync(device)
-    start = time.perf_counter()
-    fn()
-    _sync(device)
-    return time.perf_counter() - start
-
-
 # --- measurements -----------------------------------------------------------------------------
 
 
@@ -163,27 +159,9 @@ def measure_times(
             seconds = timed(run, device)
             if rep >= warmup:
                 samples[name].append(seconds / steps)
-    base = samples[BASELINE]
     times = {name: statistics.median(s) for name, s in samples.items()}
-    ratios = {
-        name: statistics.median(t / b for t, b in zip(s, base, strict=True)) for name, s in samples.items()
-    }
+    ratios = {name: paired_median_ratio(s, samples[BASELINE]) for name, s in samples.items()}
     return times, ratios
-
-
-def tensor_bytes(tensors: list[Tensor]) -> int:
-    """Σ numel·element_size."""
-    return sum(t.numel() * t.element_size() for t in tensors)
-
-
-def trace_bytes(rstate: RuleState) -> int:
-    """Bytes of the traces a rule carries between chunks."""
-    return tensor_bytes(list(rstate.traces.values()))
-
-
-def state_bytes(rstate: RuleState) -> int:
-    """Bytes of the core state."""
-    return tensor_bytes([rstate.state])
 
 
 def activation_bytes(rule: Rule, xs: Tensor) -> int:
@@ -237,53 +215,27 @@ def measure_group(
 # --- output -----------------------------------------------------------------------------------
 
 
-def human_bytes(n: int) -> str:
-    """1536 -> '1.5K'; 0 -> '0'."""
-    if n == 0:
-        return "0"
-    value = float(n)
-    for unit in ("B", "K", "M", "G"):
-        if value < 1024 or unit == "G":
-            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
-def format_table(rows: list[Row]) -> str:
-    """A plain-text table, one block per (core, N), per-step rows before chunked ones."""
+def rows_table(rows: list[Row]) -> str:
+    """A plain-text table, one block per (core, N, M), per-step rows before chunked ones."""
     header = ("core", "N", "M", "rule", "ms/step", "×TBPTT", "trace", "state", "act/chunk")
-    lines = [
-        [
-            r.core,
-            str(r.n),
-            str(r.m),
-            r.rule,
-            f"{r.ms_per_step:.3f}",
-            f"{r.ratio:.2f}",
-            human_bytes(r.trace_bytes),
-            human_bytes(r.state_bytes),
-            human_bytes(r.act_bytes),
-        ]
-        for r in rows
-    ]
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-    left = {0, 3}
-
-    def fmt(cells) -> str:
-        return "  ".join(
-            c.ljust(wd) if i in left else c.rjust(wd)
-            for i, (c, wd) in enumerate(zip(cells, widths, strict=True))
+    lines: list[list[str]] = []
+    for i, r in enumerate(rows):
+        if i and (r.core, r.n, r.m) != (rows[i - 1].core, rows[i - 1].n, rows[i - 1].m):
+            lines.append([])  # a blank line between blocks
+        lines.append(
+            [
+                r.core,
+                str(r.n),
+                str(r.m),
+                r.rule,
+                f"{r.ms_per_step:.3f}",
+                f"{r.ratio:.2f}",
+                human_bytes(r.trace_bytes),
+                human_bytes(r.state_bytes),
+                human_bytes(r.act_bytes),
+            ]
         )
-
-    out = [fmt(header), fmt(["-" * wd for wd in widths])]
-    previous = None
-    for r, line in zip(rows, lines, strict=True):
-        key = (r.core, r.n, r.m)
-        if previous is not None and key != previous:
-            out.append("")
-        out.append(fmt(line))
-        previous = key
-    return "\n".join(out)
+    return format_table(header, lines, left={0, 3})
 
 
 # --- profile ----------------------------------------------------------------------------------
@@ -313,27 +265,13 @@ def profile(args: argparse.Namespace, device: torch.device) -> None:
         rstate = train_chunks(rule, rule.initial_state(batch), xs, w, chunk)  # warm-up
         with torch.profiler.profile(activities=activities) as prof:
             rstate = train_chunks(rule, rstate, xs, w, chunk)
-            _sync(device)
+            sync_device(device)
         print(f"\n=== {name}({group.core_name}) N={n} B={batch} M={chunk}, {steps} steps ===")
         for sort in sorts:
             print(prof.key_averages().table(sort_by=sort, row_limit=args.profile_rows))
 
 
 # --- main -------------------------------------------------------------------------------------
-
-
-def default_threads() -> int:
-    """The cores this process may run on."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def load_average() -> str:
-    """The 1-minute load average, to tell a busy machine (other jobs inflate the times)."""
-    if not hasattr(os, "getloadavg"):
-        return "load average unknown"
-    return f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -359,14 +297,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    start = time.perf_counter()
+    clock = Stopwatch()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     print(
-        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, "
-        f"float32, B={args.batch}, D=N, {args.steps} steps per sample, "
-        f"median of {args.repeats} (after {args.warmup} warm-up); {load_average()}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}"
+        header(
+            f"float32, B={args.batch}, D=N, {args.steps} steps per sample, "
+            f"median of {args.repeats} (after {args.warmup} warm-up)",
+            device,
+        )
     )
     if args.profile:
         profile(args, device)
@@ -377,13 +316,13 @@ def main(argv: list[str] | None = None) -> None:
             for group in make_groups(n, args.cores, args.uoro_max, device):
                 for m in (1, args.chunk):
                     rows += measure_group(group, n, args.batch, m, args.steps, args.repeats, args.warmup)
-        print(format_table(rows))
+        print(rows_table(rows))
         print(
             "\nms/step: per environment step, forward + backward + trace advance; ×TBPTT: median "
             "paired ratio to TBPTT, same core, N and M;\ntrace: carried between chunks; state: "
             "core state; act/chunk: autograd-saved bytes for one chunk of M steps."
         )
-    print(f"\nwall time {time.perf_counter() - start:.1f} s; {load_average()}")
+    print(f"\n{clock}")
 
 
 if __name__ == "__main__":

@@ -46,12 +46,12 @@ from benchmarks.common import (
     Stopwatch,
     build_learner,
     compose_config,
+    default_threads,
     format_table,
     header,
     paired_median_ratio,
     run_learner_steps,
 )
-from benchmarks.rules import default_threads
 
 GYM_ID = "popgym-RepeatPreviousEasy-v0"
 OURS = ("rtrl", "tbptt", "kfrtrl")

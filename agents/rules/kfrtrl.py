@@ -82,8 +82,7 @@ class KFRTRL(Rule):
     ) -> dict[str, Tensor]:
         u, a = traces["u"], traces["A"]
         batch, n, depth = a.shape[0], a.shape[1], a.shape[2]
-        f = torch.stack([c.f for c in caches])  # (d, B, N)
-        dcf = _gate_derivatives(caches)  # (d, B, 2, N)
+        f, dcf = _gate_derivatives(caches)  # (d, B, N), (d, B, 2, N)
         # J^l = diag(f) + diag(d_c) W_cᵀ + diag(d_f) W_fᵀ, (d, B, N, N): layer first, so each J^l
         # is contiguous for bmm
         jac = dcf[:, :, 0, :, None] * w_t[:, None, 0]
@@ -120,10 +119,11 @@ class KFRTRL(Rule):
         return {"u": u_new, "A": a_new}
 
 
-def _gate_derivatives(caches: list[RHNLayerCache]) -> Tensor:
-    """[∂s^l/∂z_c, ∂s^l/∂z_f] = (1 − f) [(1 − c²), (s^{l-1} − c) f] per layer, (d, B, 2, N)."""
+def _gate_derivatives(caches: list[RHNLayerCache]) -> tuple[Tensor, Tensor]:
+    """f, and [∂s^l/∂z_c, ∂s^l/∂z_f] = (1 − f) [(1 − c²), (s^{l-1} − c) f], per layer:
+    (d, B, N) and (d, B, 2, N)."""
     f, c, s_prev = (torch.stack(t) for t in zip(*[(k.f, k.c, k.s_prev) for k in caches], strict=True))
-    return (1 - f)[:, :, None] * torch.stack([1 - c * c, (s_prev - c) * f], 2)
+    return f, (1 - f)[:, :, None] * torch.stack([1 - c * c, (s_prev - c) * f], 2)
 
 
 def _stacked_inputs(caches: list[RHNLayerCache], like: Tensor) -> Tensor:
