@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import Tensor
 
@@ -11,6 +13,10 @@ from agents.rules.base import Rule
 from agents.rules.signs import random_signs, safe_ratio_sqrt
 
 __all__ = ["KFRTRL"]
+
+#: bytes of Jacobians computed at once: steps are batched up to this, so that small N is not
+#: bound by per-op overhead and large N does not hold a whole rollout of (B, N, N) products
+BLOCK_BYTES = 2**24
 
 
 class KFRTRL(Rule):
@@ -27,9 +33,16 @@ class KFRTRL(Rule):
     with H_t = J^d ⋯ J^1 the whole step's Jacobian and c₁, c₂ fresh independent ±1 per environment
     per step. After a reset (u = 0) the update gives u ⊗ A = ŝ ⊗ P D exactly. O(d N³) per step.
 
+    Only the product u ⊗ A is the estimate, and only c = c₁c₂ enters it. Most steps therefore
+    store the same product split as
+        u_t = u_{t-1} + c p₂/p₁ ŝ_t,             A_t = H_t A_{t-1} + c p₁/p₂ P D
+    which spares a pass over A (p₁/p₂ does not depend on the split). The last step of every block
+    uses the split above (with c₁ = 1), which balances the two factors again.
+
     All layers are updated at once: the traces are stacked, ``A`` as (B, N, d, 2N) so that
     H_t [A¹ … A^d] is a single batched matmul, and ``u`` as (B, d, in₁) with layer l's ŝ (length
-    in_l ≤ in₁) zero-padded. :meth:`factors` gives them per layer.
+    in_l ≤ in₁) zero-padded. :meth:`factors` gives them per layer. What does not depend on the
+    traces (the Jacobians, H, P, D, p₂) is computed for a block of steps at once.
     """
 
     def __init__(self, core: RecurrentCore, generator: torch.Generator | None = None) -> None:
@@ -70,24 +83,30 @@ class KFRTRL(Rule):
         return w_s.view(-1, n, 2, n).permute(0, 2, 3, 1).contiguous()
 
     def _advance(self, traces, records, keeps):
+        u = traces["u"]
         w_t = self._recurrent_weights()
-        for caches, keep in zip(records, keeps, strict=True):
-            if keep is not None:
-                traces = {k: v * keep.view(-1, *([1] * (v.dim() - 1))) for k, v in traces.items()}
-            traces = self._kf_step(traces, caches, w_t)
+        signs = random_signs((len(records), *u.shape[:2]), u, self.generator)  # c = c₁c₂, (M, B, d)
+        per_step = 2 * self.core.depth * u.shape[0] * self.core.hidden_size**2 * u.element_size()
+        block = max(1, BLOCK_BYTES // per_step)
+        for start in range(0, len(records), block):
+            stop = start + block
+            local = self._local_terms(records[start:stop], signs[start:stop], w_t)
+            for i, (step, keep) in enumerate(zip(local, keeps[start:stop], strict=True)):
+                if keep is not None:
+                    traces = {k: v * keep.view(-1, *([1] * (v.dim() - 1))) for k, v in traces.items()}
+                traces = _mix(traces, step, rebalance=i == len(local) - 1)
         return traces
 
-    def _kf_step(
-        self, traces: dict[str, Tensor], caches: list[RHNLayerCache], w_t: Tensor
-    ) -> dict[str, Tensor]:
-        u, a = traces["u"], traces["A"]
-        batch, n, depth = a.shape[0], a.shape[1], a.shape[2]
-        f, dcf = _gate_derivatives(caches)  # (d, B, N), (d, B, 2, N)
-        # J^l = diag(f) + diag(d_c) W_cᵀ + diag(d_f) W_fᵀ, (d, B, N, N): layer first, so each J^l
-        # is contiguous for bmm
-        jac = dcf[:, :, 0, :, None] * w_t[:, None, 0]
-        jac.addcmul_(dcf[:, :, 1, :, None], w_t[:, None, 1])
-        jac.diagonal(dim1=2, dim2=3).add_(f)
+    def _local_terms(self, records: list[list[RHNLayerCache]], signs: Tensor, w_t: Tensor) -> list[_KFStep]:
+        """What T steps need besides the traces, computed for all T at once; signs: c, (T, B, d)."""
+        steps, (batch, depth), n = len(records), signs.shape[1:], self.core.hidden_size
+        f, dcf = _gate_derivatives(records)  # (d, T, B, N), (d, T, B, 2, N)
+        # J^l = diag(f) + diag(d_c) W_cᵀ + diag(d_f) W_fᵀ, (d, T·B, N, N): layer first, so each
+        # J^l is contiguous for bmm
+        jac = dcf[..., 0, :, None] * w_t[:, None, None, 0]
+        jac.addcmul_(dcf[..., 1, :, None], w_t[:, None, None, 1])
+        jac.diagonal(dim1=-2, dim2=-1).add_(f)
+        jac = jac.view(depth, steps * batch, n, n)
         # P^l for l = d..1 (P^d = I, kept as None), and H = J^d ⋯ J^1 = P^0.
         sens_to_out: list[Tensor | None] = [None] * depth
         h_jac = jac[-1]
@@ -95,42 +114,85 @@ class KFRTRL(Rule):
             sens_to_out[layer] = h_jac
             h_jac = torch.bmm(h_jac, jac[layer])
         # ‖P D‖² = Σ_j ‖P[:, j]‖² (d_c[j]² + d_f[j]²); P D is never built (two scaled copies of P)
-        pd_sq = (dcf * dcf).sum(2)  # (d, B, N), times the column norms where P ≠ I
+        pd_sq = (dcf * dcf).sum(-2)  # (d, T, B, N), times the column norms where P ≠ I
         for layer, p in enumerate(sens_to_out[:-1]):
-            pd_sq[layer] *= (p * p).sum(1)
-        ha = torch.bmm(h_jac, a.flatten(2)).view_as(a)  # H_t A_{t-1}, every layer: the O(N³) floor
-        # per-layer Frobenius norms as norms of row norms: a strided (1, 3) reduction is ~10× slower
-        ha_norm = torch.linalg.vector_norm(torch.linalg.vector_norm(ha, dim=3), dim=1)  # (B, d)
-        s_hat = _stacked_inputs(caches, u)  # (B, d, in₁)
-        p = safe_ratio_sqrt(
-            torch.stack([ha_norm, pd_sq.sum(2).sqrt().T]),
-            torch.stack([torch.linalg.vector_norm(u, dim=2), torch.linalg.vector_norm(s_hat, dim=2)]),
-        )  # [p₁, p₂], (2, B, d)
-        c = random_signs(p.shape, u, self.generator)  # [c₁, c₂]
-        cp = c * p
-        u_new = torch.addcmul(u * cp[0, ..., None], cp[1, ..., None], s_hat)
-        coef = c / p
-        a_new = ha.mul_(coef[0, :, None, :, None])  # c₁/p₁ H A, then + c₂/p₂ P D:
-        scaled_d = coef[1].T[..., None, None] * dcf  # (d, B, 2, N)
-        blocks = a_new.view(batch, n, depth, 2, n)  # [:, i, l, k, j] = A^l[i, k N + j]
-        blocks[:, :, -1].diagonal(dim1=1, dim2=3).add_(scaled_d[-1])  # P = I: the diagonals
-        for layer, p_l in enumerate(sens_to_out[:-1]):
-            blocks[:, :, layer].addcmul_(p_l[:, :, None, :], scaled_d[layer, :, None])
-        return {"u": u_new, "A": a_new}
+            pd_sq[layer] *= (p * p).sum(1).view(steps, batch, n)
+        s_hat = _stacked_inputs(records)  # (T, B, d, in₁)
+        p_2 = safe_ratio_sqrt(pd_sq.sum(-1).sqrt().permute(1, 2, 0), torch.linalg.vector_norm(s_hat, dim=3))
+        ps = [p.view(steps, batch, n, n) for p in sens_to_out[:-1]]
+        return [
+            _KFStep(*t, p=[p[i] for p in ps])
+            for i, t in enumerate(
+                zip(
+                    h_jac.view(steps, batch, n, n),
+                    s_hat,
+                    dcf.unbind(1),
+                    signs / p_2,
+                    signs * p_2,
+                    strict=True,
+                )
+            )
+        ]
 
 
-def _gate_derivatives(caches: list[RHNLayerCache]) -> tuple[Tensor, Tensor]:
-    """f, and [∂s^l/∂z_c, ∂s^l/∂z_f] = (1 − f) [(1 − c²), (s^{l-1} − c) f], per layer:
-    (d, B, N) and (d, B, 2, N)."""
-    f, c, s_prev = (torch.stack(t) for t in zip(*[(k.f, k.c, k.s_prev) for k in caches], strict=True))
-    return f, (1 - f)[:, :, None] * torch.stack([1 - c * c, (s_prev - c) * f], 2)
+class _KFStep(NamedTuple):
+    """One step's terms that do not depend on the traces."""
+
+    h: Tensor  # H_t = J^d ⋯ J^1, (B, N, N)
+    s_hat: Tensor  # ŝ per layer, (B, d, in₁)
+    d: Tensor  # [d_c, d_f] per layer: D's diagonals, (d, B, 2, N)
+    c_over_p2: Tensor  # c / p₂, (B, d)
+    c_p2: Tensor  # c p₂, (B, d)
+    p: list[Tensor]  # P^l for l < d, each (B, N, N)
 
 
-def _stacked_inputs(caches: list[RHNLayerCache], like: Tensor) -> Tensor:
-    """Each layer's ŝ^{l-1}, zero-padded to the first layer's length, (B, d, in₁)."""
-    if len(caches) == 1:
-        return caches[0].s_hat[:, None]
-    out = like.new_zeros(like.shape)
-    for layer, cache in enumerate(caches):
-        out[:, layer, : cache.s_hat.shape[1]] = cache.s_hat
+def _mix(traces: dict[str, Tensor], step: _KFStep, rebalance: bool) -> dict[str, Tensor]:
+    """One step of the trace update (see KFRTRL), in the balanced split if ``rebalance``."""
+    u, a = traces["u"], traces["A"]
+    batch, n, depth = a.shape[0], a.shape[1], a.shape[2]
+    ha = torch.bmm(step.h, a.flatten(2)).view_as(a)  # H_t A_{t-1}, every layer: the O(N³) floor
+    p_1 = safe_ratio_sqrt(_layer_norms(ha), torch.linalg.vector_norm(u, dim=2))  # (B, d)
+    if rebalance:  # u = p₁ u + c p₂ ŝ,  A = H A / p₁ + c/p₂ P D
+        u_new = torch.addcmul(step.c_p2[..., None] * step.s_hat, u, p_1[..., None])
+        ha.div_(p_1[:, None, :, None])
+        g = step.c_over_p2
+    else:  # u = u + c p₂/p₁ ŝ,  A = H A + c p₁/p₂ P D
+        u_new = torch.addcmul(u, step.s_hat, (step.c_p2 / p_1)[..., None])
+        g = step.c_over_p2 * p_1
+    blocks = ha.view(batch, n, depth, 2, n)  # [:, i, l, k, j] = A^l[i, k N + j]
+    blocks[:, :, -1].diagonal(dim1=1, dim2=3).addcmul_(step.d[-1], g[:, -1, None, None])  # P = I
+    for layer, p_l in enumerate(step.p):
+        blocks[:, :, layer].addcmul_(p_l[:, :, None, :], (g[:, layer, None, None] * step.d[layer])[:, None])
+    return {"u": u_new, "A": ha}
+
+
+def _layer_norms(a: Tensor) -> Tensor:
+    """‖A^l‖ per env and layer of a stacked (B, N, d, 2N) trace, (B, d)."""
+    if a.shape[2] == 1:
+        return torch.linalg.vector_norm(a.view(a.shape[0], -1), dim=1)[:, None]
+    # norms of row norms: a strided (1, 3) reduction is ~10× slower
+    return torch.linalg.vector_norm(torch.linalg.vector_norm(a, dim=3), dim=1)
+
+
+def _gate_derivatives(records: list[list[RHNLayerCache]]) -> tuple[Tensor, Tensor]:
+    """f, and [∂s^l/∂z_c, ∂s^l/∂z_f] = (1 − f) [(1 − c²), (s^{l-1} − c) f], per layer and step:
+    (d, T, B, N) and (d, T, B, 2, N)."""
+    steps, depth = len(records), len(records[0])
+    f, c, s_prev = (
+        torch.stack([getattr(step[layer], name) for layer in range(depth) for step in records]).unflatten(
+            0, (depth, steps)
+        )
+        for name in ("f", "c", "s_prev")
+    )
+    return f, (1 - f)[..., None, :] * torch.stack([1 - c * c, (s_prev - c) * f], -2)
+
+
+def _stacked_inputs(records: list[list[RHNLayerCache]]) -> Tensor:
+    """Each layer's ŝ^{l-1}, zero-padded to the first layer's length, (T, B, d, in₁)."""
+    per_layer = [torch.stack([step[layer].s_hat for step in records]) for layer in range(len(records[0]))]
+    if len(per_layer) == 1:
+        return per_layer[0][:, :, None]
+    out = per_layer[0].new_zeros(*per_layer[0].shape[:2], len(per_layer), per_layer[0].shape[2])
+    for layer, s_hat in enumerate(per_layer):
+        out[:, :, layer, : s_hat.shape[2]] = s_hat
     return out

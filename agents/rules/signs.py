@@ -15,6 +15,8 @@ def random_signs(shape: tuple[int, ...], like: Tensor, generator: torch.Generato
 
 
 def safe_ratio_sqrt(num: Tensor, den: Tensor) -> Tensor:
-    """sqrt(num / den), and 1 where either is zero (a freshly reset trace: its term vanishes)."""
-    ok = (num > 0) & (den > 0)
-    return torch.where(ok, torch.sqrt(num / torch.where(ok, den, 1.0)), torch.ones_like(num))
+    """sqrt(num / den) for norms num, den ≥ 0, each raised to at least the smallest normal number:
+    1 where both are zero (a freshly reset trace), and always finite and positive. Any positive
+    ratio that does not depend on the step's signs keeps the estimate unbiased."""
+    tiny = torch.finfo(num.dtype).tiny
+    return torch.sqrt(num.clamp_min(tiny) / den.clamp_min(tiny))
