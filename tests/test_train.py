@@ -115,6 +115,20 @@ def test_each_algo_picks_its_core_and_the_cli_core_wins(overrides, algo, core):
     assert {"rollout_len", "update", "lr", "gamma"} <= set(cfg.algo)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "ent_coef"),
+    [
+        ((), 0.05),
+        (("algo=tbptt",), 0.05),  # every algo on the task gets the task's setting
+        (("algo.ent_coef=0.02",), 0.02),  # the command line wins over the task
+        (("env=popgym",), 0.01),  # other tasks keep the learner's default
+    ],
+    ids=lambda v: " ".join(v) or "defaults" if isinstance(v, tuple) else str(v),
+)
+def test_the_recall_task_sets_its_entropy_bonus(overrides, ent_coef):
+    assert make_cfg(*overrides).algo.ent_coef == ent_coef
+
+
 # --- the CLI ------------------------------------------------------------------------------------
 
 
@@ -316,6 +330,7 @@ CALIBRATED = {
     "env.delay": 8,
     "algo.rollout_len": 16,
     "algo.lr": 0.001,
+    "algo.ent_coef": 0.01,
     "core.hidden_size": 128,
     "num_envs": 16,
     "seed": 0,
