@@ -46,7 +46,7 @@ def measure(
         for x in xs:
             _, state, record = rule._forward(x, state)
             records.append(record)
-    keeps = [None] * chunk
+    keeps = [torch.ones(batch, device=device)] * chunk  # as the learner: episode starts, none set
     h = torch.randn(batch, n, n, device=device)
     a = rstate.traces["A"].flatten(2)
     kf, floor = [], []

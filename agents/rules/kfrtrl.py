@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import torch
@@ -37,7 +38,7 @@ class KFRTRL(Rule):
     store the same product split as
         u_t = u_{t-1} + c p₂/p₁ ŝ_t,             A_t = H_t A_{t-1} + c p₁/p₂ P D
     which spares a pass over A (p₁/p₂ does not depend on the split). The last step of every block
-    uses the split above (with c₁ = 1), which balances the two factors again.
+    uses the first split (with c₁ = 1), which balances the two factors again.
 
     All layers are updated at once: the traces are stacked, ``A`` as (B, N, d, 2N) so that
     H_t [A¹ … A^d] is a single batched matmul, and ``u`` as (B, d, in₁) with layer l's ŝ (length
@@ -90,15 +91,21 @@ class KFRTRL(Rule):
         block = max(1, BLOCK_BYTES // per_step)
         for start in range(0, len(records), block):
             stop = start + block
-            local = self._local_terms(records[start:stop], signs[start:stop], w_t)
-            for i, (step, keep) in enumerate(zip(local, keeps[start:stop], strict=True)):
-                if keep is not None:
-                    traces = {k: v * keep.view(-1, *([1] * (v.dim() - 1))) for k, v in traces.items()}
+            local = self._local_terms(records[start:stop], keeps[start:stop], signs[start:stop], w_t)
+            for i, step in enumerate(local):
                 traces = _mix(traces, step, rebalance=i == len(local) - 1)
         return traces
 
-    def _local_terms(self, records: list[list[RHNLayerCache]], signs: Tensor, w_t: Tensor) -> list[_KFStep]:
-        """What T steps need besides the traces, computed for all T at once; signs: c, (T, B, d)."""
+    def _local_terms(
+        self,
+        records: list[list[RHNLayerCache]],
+        keeps: Sequence[Tensor | None],
+        signs: Tensor,
+        w_t: Tensor,
+    ) -> list[_KFStep]:
+        """What T steps need besides the traces, computed for all T at once; signs: c, (T, B, d).
+        A reset before step t zeroes row b of H_t (so H_t A_{t-1} = 0 there) and of u_{t-1}: no
+        pass over A per step."""
         steps, (batch, depth), n = len(records), signs.shape[1:], self.core.hidden_size
         f, dcf = _gate_derivatives(records)  # (d, T, B, N), (d, T, B, 2, N)
         # J^l = diag(f) + diag(d_c) W_cᵀ + diag(d_f) W_fᵀ, (d, T·B, N, N): layer first, so each
@@ -117,6 +124,8 @@ class KFRTRL(Rule):
         pd_sq = (dcf * dcf).sum(-2)  # (d, T, B, N), times the column norms where P ≠ I
         for layer, p in enumerate(sens_to_out[:-1]):
             pd_sq[layer] *= (p * p).sum(1).view(steps, batch, n)
+        if keeps[0] is not None:
+            h_jac.view(steps, batch, n * n).mul_(torch.stack(keeps)[..., None])
         s_hat = _stacked_inputs(records)  # (T, B, d, in₁)
         p_2 = safe_ratio_sqrt(pd_sq.sum(-1).sqrt().permute(1, 2, 0), torch.linalg.vector_norm(s_hat, dim=3))
         ps = [p.view(steps, batch, n, n) for p in sens_to_out[:-1]]
@@ -124,6 +133,7 @@ class KFRTRL(Rule):
             _KFStep(*t, p=[p[i] for p in ps])
             for i, t in enumerate(
                 zip(
+                    keeps,
                     h_jac.view(steps, batch, n, n),
                     s_hat,
                     dcf.unbind(1),
@@ -138,6 +148,7 @@ class KFRTRL(Rule):
 class _KFStep(NamedTuple):
     """One step's terms that do not depend on the traces."""
 
+    keep: Tensor | None  # (B,): 0 where the state was reset before this step
     h: Tensor  # H_t = J^d ⋯ J^1, (B, N, N)
     s_hat: Tensor  # ŝ per layer, (B, d, in₁)
     d: Tensor  # [d_c, d_f] per layer: D's diagonals, (d, B, 2, N)
@@ -149,6 +160,8 @@ class _KFStep(NamedTuple):
 def _mix(traces: dict[str, Tensor], step: _KFStep, rebalance: bool) -> dict[str, Tensor]:
     """One step of the trace update (see KFRTRL), in the balanced split if ``rebalance``."""
     u, a = traces["u"], traces["A"]
+    if step.keep is not None:  # A's reset rows are zeroed through H
+        u = u * step.keep[:, None, None]
     batch, n, depth = a.shape[0], a.shape[1], a.shape[2]
     ha = torch.bmm(step.h, a.flatten(2)).view_as(a)  # H_t A_{t-1}, every layer: the O(N³) floor
     p_1 = safe_ratio_sqrt(_layer_norms(ha), torch.linalg.vector_norm(u, dim=2))  # (B, d)
