@@ -25,8 +25,8 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.a2c import A2C, LearnerConfig
 from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
 from envs import make_vector_env
@@ -53,7 +53,7 @@ def default_run_dir(cfg: DictConfig) -> Path:
     return Path(cfg.log_dir) / cfg.env.name / f"{cfg.algo.name}-{cfg.core.name}" / f"seed{cfg.seed}-{stamp}"
 
 
-def build(cfg: DictConfig, device: torch.device) -> A2C:
+def build(cfg: DictConfig, device: torch.device) -> Learner:
     """Envs, agent, rule and learner from the config."""
     envs = make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)
     agent = ActorCritic.from_config(
@@ -61,7 +61,7 @@ def build(cfg: DictConfig, device: torch.device) -> A2C:
     ).to(device)
     rule = make_rule(cfg.algo.name, agent.core)
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
-    return A2C(agent, rule, envs, learner_cfg, device)
+    return Learner(agent, rule, envs, learner_cfg, device)
 
 
 class _StopFlag:
@@ -181,7 +181,7 @@ def _mean(xs: Any) -> float:
     return float(np.mean(xs)) if len(xs) else float("nan")
 
 
-def _checkpoint(learner: A2C, cfg: DictConfig) -> dict[str, Any]:
+def _checkpoint(learner: Learner, cfg: DictConfig) -> dict[str, Any]:
     return {**learner.state_dict(), "config": OmegaConf.to_yaml(cfg)}
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from agents.a2c import A2C, LearnerConfig
 from agents.checkpoint import load_checkpoint
+from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.rules import TBPTT
 from envs import make_vector_env
@@ -57,7 +57,7 @@ def evaluate(
     agent.load_state_dict(payload["agent"])
     agent.eval()
     # The learner's collect() holds the episode-boundary logic; TBPTT carries no traces.
-    runner = A2C(agent, TBPTT(agent.core), envs, LearnerConfig(rollout_len=32), torch_device)
+    runner = Learner(agent, TBPTT(agent.core), envs, LearnerConfig(rollout_len=32), torch_device)
     runner.episode_returns = []  # unbounded: keep every finished episode
     runner.episode_lengths = []
     while len(runner.episode_returns) < episodes:

@@ -23,7 +23,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from torch import Tensor
 
-from agents.a2c import A2C, LearnerConfig
+from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
 from agents.rules import RuleState
@@ -219,7 +219,7 @@ def synthetic_learner(
     episode_len: int | None = None,
     seed: int = 0,
     **learner: Any,
-) -> A2C:
+) -> Learner:
     """An eLSTM learner (N = hidden, MLP encoder of width hidden) on the synthetic env; the same
     weights for every rule at the same seed. ``learner``: further LearnerConfig fields."""
     torch.manual_seed(seed)
@@ -232,4 +232,4 @@ def synthetic_learner(
         mlp_hidden=[hidden],
     )
     cfg = LearnerConfig(rollout_len=m, **learner)
-    return A2C(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))
+    return Learner(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))

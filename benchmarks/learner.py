@@ -1,6 +1,6 @@
 """The learner's cost per environment step: exact-RTRL eLSTM against the same learner with TBPTT.
 
-What is measured: one training iteration of agents/a2c.py's A2C learner,
+What is measured: one training iteration of agents/learner.py's Learner,
 ``learner.update(learner.collect())``, divided by the env steps it covers (rollout_len M ×
 num_envs B), for the same agent trained two ways, by RTRL (exact, element-wise, carries the
 credit from before the rollout) and by TBPTT (drops it), at the same rollout length M.
@@ -45,7 +45,7 @@ import time
 import torch
 import torch.profiler
 
-from agents.a2c import A2C
+from agents.learner import Learner
 from benchmarks.common import (
     Stopwatch,
     default_threads,
@@ -59,7 +59,7 @@ RULES = ("rtrl", "tbptt")
 BASELINE = "tbptt"
 
 
-def make_learner(rule: str, m: int, update: str, args: argparse.Namespace, seed: int = 0) -> A2C:
+def make_learner(rule: str, m: int, update: str, args: argparse.Namespace, seed: int = 0) -> Learner:
     """An eLSTM learner on the synthetic env; the same weights for every rule (same seed)."""
     return synthetic_learner(
         rule,
@@ -75,7 +75,7 @@ def make_learner(rule: str, m: int, update: str, args: argparse.Namespace, seed:
     )
 
 
-def iterate(learner: A2C, iterations: int) -> tuple[float, float]:
+def iterate(learner: Learner, iterations: int) -> tuple[float, float]:
     """Seconds spent in collect and in update over ``iterations`` training iterations."""
     t_collect = t_update = 0.0
     for _ in range(iterations):

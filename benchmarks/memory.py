@@ -1,6 +1,6 @@
 """Peak memory of the learner as the credit horizon grows: exact RTRL against TBPTT.
 
-What is measured: the learner of agents/a2c.py (eLSTM core, N = --hidden 128, B = --batch 16,
+What is measured: the learner of agents/learner.py (eLSTM core, N = --hidden 128, B = --batch 16,
 a2c update) on benchmarks.common.SyntheticVectorEnv with one never-ending episode (no resets),
 for a credit horizon H ∈ --horizons (10 100 1000 10000) steps:
 
@@ -56,7 +56,7 @@ from typing import Any
 
 import torch
 
-from agents.a2c import A2C
+from agents.learner import Learner
 from benchmarks.common import (
     Stopwatch,
     format_table,
@@ -114,7 +114,7 @@ def read_peak() -> int:
 class SavedBytes:
     """Wraps ``learner.rollout_loss`` to count autograd-saved bytes of each loss (max kept)."""
 
-    def __init__(self, learner: A2C) -> None:
+    def __init__(self, learner: Learner) -> None:
         self.max = 0
         self._inner = learner.rollout_loss
         self._excluded = {p.untyped_storage().data_ptr() for p in learner.agent.parameters()}

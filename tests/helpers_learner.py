@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from agents.a2c import A2C, LearnerConfig, Rollout
+from agents.learner import Learner, LearnerConfig, Rollout
 from agents.losses import actor_critic_loss, gae, normalize
 from agents.policy import ActorCritic
 from agents.rules import KFRTRL, RTRL, TBPTT, UORO
@@ -37,7 +37,7 @@ def make_learner(
     hidden_size: int = 6,
     device: torch.device | None = None,
     **cfg,
-) -> A2C:
+) -> Learner:
     """A small learner, its weights drawn from ``seed`` in the default dtype."""
     device = torch.device("cpu") if device is None else device
     torch.manual_seed(seed)
@@ -51,10 +51,10 @@ def make_learner(
     )
     agent.to(device)
     cfg = {"rollout_len": 6, "update": "a2c", **cfg}
-    return A2C(agent, RULES[rule](agent.core), envs, LearnerConfig(**cfg), device)
+    return Learner(agent, RULES[rule](agent.core), envs, LearnerConfig(**cfg), device)
 
 
-def advantages(learner: A2C, ro: Rollout) -> tuple[Tensor, Tensor]:
+def advantages(learner: Learner, ro: Rollout) -> tuple[Tensor, Tensor]:
     cfg = learner.cfg
     return gae(ro.rewards, ro.values, ro.next_value, ro.terminated, ro.ended, cfg.gamma, cfg.gae_lambda)
 
@@ -66,7 +66,7 @@ def cat_rollouts(rollouts: Sequence[Rollout]) -> Rollout:
 
 
 def bptt_loss(
-    learner: A2C, rollouts: Sequence[Rollout], weights: Sequence[float], truncate: bool = False
+    learner: Learner, rollouts: Sequence[Rollout], weights: Sequence[float], truncate: bool = False
 ) -> Tensor:
     """Σ_i weights[i] · loss of rollout i, by plain autograd through a loop of core steps over all
     the rollouts from a zero state: the full-BPTT reference, written without the rule. With

@@ -14,8 +14,8 @@ import pickle
 import pytest
 import torch
 
-from agents.a2c import A2C, LearnerConfig
 from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.learner import Learner, LearnerConfig
 from tests.helpers_learner import (
     CARTPOLE,
     RECALL,
@@ -72,7 +72,7 @@ class RecordGrads(torch.optim.Optimizer):
         )
 
 
-def frozen_learner(env: str, core: str, rule: str, **cfg) -> A2C:
+def frozen_learner(env: str, core: str, rule: str, **cfg) -> Learner:
     """θ frozen, no gradient clipping."""
     config, options = ENVS[env]
     cfg = {**options, "max_grad_norm": math.inf, **cfg}
@@ -81,7 +81,7 @@ def frozen_learner(env: str, core: str, rule: str, **cfg) -> A2C:
     return learner
 
 
-def run_frozen(learner: A2C, rollouts: int = 2):
+def run_frozen(learner: Learner, rollouts: int = 2):
     """collect → update, ``rollouts`` times; returns the rollouts and each update's gradients."""
     ros = []
     for _ in range(rollouts):
@@ -96,7 +96,7 @@ def core_only(grads: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in grads.items() if k.startswith("core.")}
 
 
-def recurrent_only(grads: dict[str, torch.Tensor], learner: A2C) -> dict[str, torch.Tensor]:
+def recurrent_only(grads: dict[str, torch.Tensor], learner: Learner) -> dict[str, torch.Tensor]:
     """The gradients of the parameters the state depends on (the core's readout dropped): where
     truncation shows, undiluted by gradients it cannot change."""
     return {k: v for k, v in core_only(grads).items() if k.removeprefix("core.") in learner.rule.params}
@@ -259,7 +259,7 @@ def test_same_step_autoreset_starts_right_after_the_end():
 # --- checkpoints ------------------------------------------------------------------------------
 
 
-def params_of(learner: A2C) -> dict[str, torch.Tensor]:
+def params_of(learner: Learner) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in learner.agent.state_dict().items()}
 
 
@@ -367,7 +367,7 @@ def test_nan_reward_skips_the_update(update, skips):
 @pytest.mark.parametrize(("core", "rule"), [("elstm", "rtrl"), ("rhn", "kfrtrl"), ("gru", "uoro")])
 @pytest.mark.parametrize("fill", [math.inf, math.nan])
 def test_overflowed_trace_skips_the_next_step_and_resets_its_row(core, rule, fill):
-    # Traces are checked only after a skipped step (A2C._sanitize): an overflowed trace must make
+    # Traces are checked only after a skipped step (Learner._sanitize): an overflowed trace must make
     # the next carried gradient non-finite, so that step is skipped, and its row is then reset.
     learner = make_learner(RECALL, core=core, rule=rule)
     learner.update(learner.collect())

@@ -22,7 +22,7 @@ from agents.losses import actor_critic_loss, gae, normalize
 from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
 
-__all__ = ["A2C", "LearnerConfig", "Rollout"]
+__all__ = ["Learner", "LearnerConfig", "Rollout"]
 
 
 @dataclass
@@ -87,7 +87,7 @@ def _scatter_rows(parts: list[tuple[Tensor | slice, RuleState]]) -> RuleState:
     return RuleState(state, traces)
 
 
-class A2C:
+class Learner:
     """Actor-critic learner, A2C or PPO update, for any gradient rule.
 
     Args:
