@@ -9,8 +9,11 @@ benchmarks/rules.py for why); importing this module after torch is fine.
 
 from __future__ import annotations
 
+import datetime
 import os
+import platform
 import statistics
+import subprocess
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -198,6 +201,42 @@ def header(extra: str = "", device: torch.device | str = "cpu") -> str:
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY')}; {load_average()}"
     )
     return f"{line}; {extra}" if extra else line
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table (for the results files under benchmarks/results/)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def provenance(device: torch.device | str = "cpu") -> str:
+    """Machine, date, commit and torch: the line a committed results file opens with, so that
+    its numbers say where, when and from which code they came."""
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        try:
+            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            return ""
+
+    commit = git("rev-parse", "--short", "HEAD").strip() or "unknown"
+    if git("status", "--porcelain", "--untracked-files=no").strip():
+        commit += " (with uncommitted changes in the tree)"
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (
+        f"{date}; {cpu}, {os.cpu_count()} CPUs, {device}; torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; commit {commit}"
+    )
 
 
 class Stopwatch:
