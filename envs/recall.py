@@ -1,4 +1,4 @@
-"""Delayed recall: see a cue, wait ``delay`` blank steps, then name the cue.
+"""Delayed recall: see a cue, wait ``delay`` steps, then name the cue.
 
 The controlled test of truncation bias: when ``delay`` exceeds the truncation window, TBPTT
 cannot carry credit from the query back to the cue, while RTRL can.
@@ -7,14 +7,25 @@ Timeline of one episode (length ``delay + 2``)::
 
     t = 0            cue shown        action ignored, reward 0
     t = 1..delay     blank            action ignored, reward 0
+                     (a distractor with ``distractors=True``)
     t = delay + 1    query            reward 1 if action == cue else 0, terminated
 
-Observation, float32 of size ``num_cues + 2``: ``[cue one-hot, is_query, is_blank]``, so the
+Observation, float32 of size ``num_cues + 2``: ``[cue one-hot, is_query, is_delay]``, so the
 observation alone tells which phase the episode is in.
 
+**Recall among distractors** (``distractors=True``): every delay step shows a random cue in the
+same one-hot slots, with ``is_delay`` set; only the first step's cue (``is_delay`` clear) counts.
+Holding the most recent cue is then wrong (the last one seen is a distractor, right with chance
+1/num_cues only), so the agent must learn to *write* its memory at the cue step and to keep it
+shut at every later step. That write is decided ``delay + 1`` steps before the query's reward:
+with ``delay + 1 > M`` no chunk of TBPTT at span M holds both, so truncation gives the write no
+gradient, while exact RTRL's carried sensitivity does. (Without distractors a core that merely
+keeps its state through blank steps, a habit learned from short spans, already holds the cue,
+which is why TBPTT can still get there on plain recall, slowly.)
+
 ``render_mode="rgb_array"`` draws each step as a 64x64 picture: a bar in the cue's colour
-while the cue is shown, nothing while waiting, a white bar at the query, and a grey strip at
-the bottom that fills up as the query nears.
+while the cue is shown, nothing while waiting (a half-bright bar in a distractor's colour),
+a white bar at the query, and a grey strip at the bottom that fills up as the query nears.
 """
 
 from __future__ import annotations
@@ -35,7 +46,7 @@ from envs.adapter import MadeEnv, check_render_mode, resolve_options
 __all__ = ["DEFAULTS", "ENV_ID", "DelayedRecallEnv", "DelayedRecallVectorEnv", "make_recall"]
 
 ENV_ID = "rtrl/DelayedRecall-v0"
-DEFAULTS: dict[str, Any] = {"delay": 8, "num_cues": 4}
+DEFAULTS: dict[str, Any] = {"delay": 8, "num_cues": 4, "distractors": False}
 RENDER_SIZE = 64  # rendered frames are (RENDER_SIZE, RENDER_SIZE, 3) uint8
 _RENDER_METADATA: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 4}
 
@@ -46,13 +57,17 @@ class _RecallBatch:
     Shared by the single and the vector env so the task is written once.
     """
 
-    def __init__(self, size: int, delay: int, num_cues: int) -> None:
+    def __init__(self, size: int, delay: int, num_cues: int, distractors: bool = False) -> None:
         if int(delay) != delay or delay < 0:
             raise ValueError(f"delay must be an integer >= 0, got {delay!r}")
         if int(num_cues) != num_cues or num_cues < 1:
             raise ValueError(f"num_cues must be an integer >= 1, got {num_cues!r}")
-        self.delay, self.num_cues = int(delay), int(num_cues)
+        if not isinstance(distractors, (bool, np.bool_)):
+            raise ValueError(f"distractors must be true or false, got {distractors!r}")
+        self.delay, self.num_cues, self.distractors = int(delay), int(num_cues), bool(distractors)
         self.cue = np.zeros(size, dtype=np.int64)
+        # The cue (column 0) and the cues shown at t = 1..delay (distractors, or -1: blank).
+        self.shown = np.full((size, self.delay + 1), -1, dtype=np.int64)
         self.t = np.zeros(size, dtype=np.int64)
         self.rows = np.arange(size)
         self.observation_space = spaces.Box(0.0, 1.0, (self.num_cues + 2,), np.float32)
@@ -65,13 +80,24 @@ class _RecallBatch:
         """Begin new episodes in the sub-envs selected by ``mask`` (all if None)."""
         index = self.rows if mask is None else self.rows[mask]
         self.cue[index] = rng.integers(self.num_cues, size=len(index))
+        self.shown[index, 0] = self.cue[index]
+        if self.distractors:  # drawn only when asked for, so the default task's stream is unchanged
+            self.shown[index, 1:] = rng.integers(self.num_cues, size=(len(index), self.delay))
         self.t[index] = 0
+
+    def _shown_now(self) -> np.ndarray:
+        """The cue shown at the current step per row, -1 for none (blank, query, ended)."""
+        in_window = self.t <= self.delay
+        now = np.full(len(self.t), -1, dtype=np.int64)
+        now[in_window] = self.shown[self.rows[in_window], self.t[in_window]]
+        return now
 
     def observe(self) -> np.ndarray:
         """Observations, shape (size, num_cues + 2); all zeros once an episode has ended."""
         obs = np.zeros((len(self.t), self.num_cues + 2), dtype=np.float32)
-        shown = self.t == 0
-        obs[shown, self.cue[shown]] = 1.0
+        now = self._shown_now()
+        shown = now >= 0
+        obs[shown, now[shown]] = 1.0
         obs[self.t == self.delay + 1, self.num_cues] = 1.0
         obs[(self.t >= 1) & (self.t <= self.delay), self.num_cues + 1] = 1.0
         return obs
@@ -79,13 +105,16 @@ class _RecallBatch:
     def frames(self) -> np.ndarray:
         """Pictures of the current step, uint8 (size, RENDER_SIZE, RENDER_SIZE, 3).
 
-        Rows 8-47: the cue's colour at t = 0, white at the query, black while waiting (and
-        once an episode has ended). Bottom 8 rows: a grey bar, t / (delay + 1) of the width.
+        Rows 8-47: the cue's colour at t = 0, white at the query, black while waiting (half
+        the distractor's colour with distractors, and black once an episode has ended).
+        Bottom 8 rows: a grey bar, t / (delay + 1) of the width.
         """
         size = RENDER_SIZE
         bar = np.zeros((len(self.t), 3), dtype=np.uint8)
-        shown = self.t == 0
-        bar[shown] = self.colours[self.cue[shown]]
+        now = self._shown_now()
+        shown = now >= 0
+        bar[shown] = self.colours[now[shown]]
+        bar[shown & (self.t > 0)] //= 2  # distractors
         bar[self.t == self.delay + 1] = 255
         images = np.zeros((len(self.t), size, size, 3), dtype=np.uint8)
         images[:, 8:48] = bar[:, None, None, :]
@@ -111,10 +140,11 @@ class DelayedRecallEnv(gymnasium.Env):
         self,
         delay: int = DEFAULTS["delay"],
         num_cues: int = DEFAULTS["num_cues"],
+        distractors: bool = DEFAULTS["distractors"],
         render_mode: str | None = None,
     ):
         check_render_mode(render_mode, self.metadata["render_modes"], "recall")
-        self._batch = _RecallBatch(1, delay, num_cues)
+        self._batch = _RecallBatch(1, delay, num_cues, distractors)
         self.observation_space = self._batch.observation_space
         self.action_space = self._batch.action_space
         self.render_mode = render_mode
@@ -152,12 +182,13 @@ class DelayedRecallVectorEnv(VectorEnv):
         num_envs: int,
         delay: int = DEFAULTS["delay"],
         num_cues: int = DEFAULTS["num_cues"],
+        distractors: bool = DEFAULTS["distractors"],
         render_mode: str | None = None,
     ) -> None:
         check_render_mode(render_mode, self.metadata["render_modes"], "recall")
         self.num_envs = num_envs
         self.render_mode = render_mode
-        self._batch = _RecallBatch(num_envs, delay, num_cues)
+        self._batch = _RecallBatch(num_envs, delay, num_cues, distractors)
         self.single_observation_space = self._batch.observation_space
         self.single_action_space = self._batch.action_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
@@ -189,7 +220,9 @@ class DelayedRecallVectorEnv(VectorEnv):
 
 
 def make_recall(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv:
-    """Options: ``delay`` (int, default 8), ``num_cues`` (int, default 4)."""
+    """Options: ``delay`` (int, default 8), ``num_cues`` (int, default 4), ``distractors`` (bool,
+    default false: blank delay steps)."""
     options = resolve_options(cfg, DEFAULTS, "recall")
     env = DelayedRecallVectorEnv(num_envs, **options, render_mode=render_mode)
-    return MadeEnv(env, f"recall:delay{options['delay']}-cues{options['num_cues']}")
+    suffix = "-distractors" if options["distractors"] else ""
+    return MadeEnv(env, f"recall:delay{options['delay']}-cues{options['num_cues']}{suffix}")
