@@ -89,6 +89,10 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
 
 def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, Any]:
+    if cfg.algo.name == "rppo":  # the peer, sb3-contrib's RecurrentPPO: its own loop, same outputs
+        from agents.recurrent_ppo import train_recurrent_ppo
+
+        return train_recurrent_ppo(cfg, run_dir, stop)
     OmegaConf.resolve(cfg)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)

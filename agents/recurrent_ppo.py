@@ -1,0 +1,347 @@
+"""The peer: sb3-contrib's RecurrentPPO behind ``python train.py algo=rppo``, so its curves overlay ours.
+
+Same env factory (through :class:`envs.sb3_vec_env.SB3VecEnv`), same run-dir layout
+(``<log_dir>/<env>/rppo-lstm/seed<seed>-<time>/`` with ``config.yaml``), same TensorBoard tags as
+train.py's learner, the same progress bar, seeding and clean stop on SIGINT/SIGTERM. The training
+itself is sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
+
+Tags (logged after every update, at the env step count after it, as train.py does):
+
+* ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``: mean raw return and length of the last 100
+  episodes, as the factory's ``RecordEpisodeStatistics`` reports them (before reward clipping).
+* ``time/fps``: env steps per second since the start of training.
+* ``train/policy_loss``, ``train/entropy`` (mean policy entropy), ``train/value_loss`` (½ mean
+  squared error, our learner's definition; SB3's own number is twice that), ``train/loss``,
+  ``train/approx_kl``, ``train/clip_fraction``, ``train/explained_variance``,
+  ``train/learning_rate``, ``train/clip_range``: SB3's values for the update, renamed where SB3's
+  name differs; ``train/grad_norm``: mean gradient norm before clipping over the minibatches.
+
+Checkpoint: SB3's own zip, ``checkpoint.zip`` (``RecurrentPPO.load`` reads it), written to a
+temporary file and renamed (atomic), every ``checkpoint_every`` updates, at the end and on a signal.
+
+The core: ``configs/algo/rppo.yaml`` selects ``core=lstm`` (the run dir reads ``rppo-lstm``) and
+sets ``core.hidden_size`` to sb3-contrib's 256; ``algo.lstm_hidden_size`` follows
+``core.hidden_size``. The policy sees the observation only: ``policy.*`` keys (previous action and
+reward as inputs, encoders) belong to our agents and do not apply.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import tempfile
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from agents.learner import LearnerConfig
+from envs import make_vector_env
+from envs.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
+
+try:
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.logger import Logger
+except ImportError as exc:
+    raise ImportError(SB3_MISSING) from exc
+
+from train import default_run_dir, resolve_device
+
+__all__ = ["POLICIES", "RecurrentPPOConfig", "choose_policy", "make_model", "train_recurrent_ppo"]
+
+POLICIES = ("auto", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
+CHECKPOINT_NAME = "checkpoint.zip"
+# SB3's train/* names that differ from our learner's, and the factor that makes them the same number.
+_RENAMED: dict[str, tuple[str, float]] = {
+    "train/policy_gradient_loss": ("train/policy_loss", 1.0),
+    "train/entropy_loss": ("train/entropy", -1.0),  # SB3 logs -entropy
+    "train/value_loss": ("train/value_loss", 0.5),  # SB3: mean squared error; ours: half of it
+}
+
+
+@dataclass
+class RecurrentPPOConfig:
+    """``algo.*`` of configs/algo/rppo.yaml; defaults are sb3-contrib 2.x's ``RecurrentPPO`` ones."""
+
+    policy: str = "auto"  # auto: MultiInputLstmPolicy for Dict obs, CnnLstmPolicy for images, else Mlp
+    n_steps: int = 128  # rollout length per env (our rollout_len)
+    batch_size: int = 128  # minibatch size in env steps (sequences are cut at n_steps)
+    n_epochs: int = 10
+    lr: float = 3e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    clip_range_vf: float | None = None
+    normalize_advantage: bool = True
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = None
+    lstm_hidden_size: int = 256  # follows core.hidden_size in the config
+    n_lstm_layers: int = 1
+    shared_lstm: bool = False  # one LSTM for actor and critic (needs enable_critic_lstm false)
+    enable_critic_lstm: bool = True  # the critic has its own LSTM
+    net_arch: list[int] | None = None  # MLP after the LSTM; None: SB3's default
+    ortho_init: bool = True
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise ValueError(f"algo.policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
+        for key in ("n_steps", "batch_size", "n_epochs", "lstm_hidden_size", "n_lstm_layers"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"algo.{key} must be >= 1, got {getattr(self, key)}")
+
+    @classmethod
+    def from_config(cls, algo: Mapping[str, Any]) -> RecurrentPPOConfig:
+        """From the ``algo`` group. Keys of our learner (an env config may set them, e.g. the
+        recall task's ``ent_coef``; shared names apply) are ignored with a warning when rppo has
+        no such key; any other unknown key is an error that lists the valid ones."""
+        own = {f.name for f in fields(cls)}
+        values = {k: v for k, v in algo.items() if k != "name"}
+        unknown = sorted(set(values) - own)
+        learner_only = [k for k in unknown if k in {f.name for f in fields(LearnerConfig)}]
+        if learner_only:
+            warnings.warn(f"algo=rppo ignores our learner's keys {learner_only}", stacklevel=2)
+        if set(unknown) - set(learner_only):
+            bad = sorted(set(unknown) - set(learner_only))
+            raise ValueError(f"unknown algo.* keys for algo=rppo: {bad}; valid keys: {sorted(own)}")
+        return cls(**{k: v for k, v in values.items() if k in own})
+
+    def model_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``RecurrentPPO(policy, env, **kwargs)`` (not policy/env/seed/device)."""
+        policy_kwargs: dict[str, Any] = {
+            "lstm_hidden_size": self.lstm_hidden_size,
+            "n_lstm_layers": self.n_lstm_layers,
+            "shared_lstm": self.shared_lstm,
+            "enable_critic_lstm": self.enable_critic_lstm,
+            "ortho_init": self.ortho_init,
+        }
+        if self.net_arch is not None:
+            policy_kwargs["net_arch"] = list(self.net_arch)
+        return {
+            "learning_rate": self.lr,
+            "n_steps": self.n_steps,
+            "batch_size": self.batch_size,
+            "n_epochs": self.n_epochs,
+            "gamma": self.gamma,
+            "gae_lambda": self.gae_lambda,
+            "clip_range": self.clip_range,
+            "clip_range_vf": self.clip_range_vf,
+            "normalize_advantage": self.normalize_advantage,
+            "ent_coef": self.ent_coef,
+            "vf_coef": self.vf_coef,
+            "max_grad_norm": self.max_grad_norm,
+            "target_kl": self.target_kl,
+            "policy_kwargs": policy_kwargs,
+        }
+
+
+def choose_policy(observation_space: spaces.Space, name: str = "auto") -> str:
+    """SB3's policy for a (single-env) observation space: MultiInputLstmPolicy for ``Dict``,
+    CnnLstmPolicy for uint8 images (C, H, W), else MlpLstmPolicy; ``name`` other than auto wins."""
+    if name != "auto":
+        if name not in POLICIES:
+            raise ValueError(f"algo.policy must be one of {', '.join(POLICIES)}, got {name!r}")
+        return name
+    if isinstance(observation_space, spaces.Dict):
+        return "MultiInputLstmPolicy"
+    if (
+        isinstance(observation_space, spaces.Box)
+        and observation_space.dtype == np.uint8
+        and len(observation_space.shape) == 3
+    ):
+        return "CnnLstmPolicy"
+    return "MlpLstmPolicy"
+
+
+def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig | None = None) -> RecurrentPPO:
+    """RecurrentPPO on the config's envs (``cfg.env``, ``num_envs``, ``seed``), seeded with
+    ``cfg.seed``; ``rcfg`` defaults to ``RecurrentPPOConfig.from_config(cfg.algo)``."""
+    check_core(cfg)
+    rcfg = RecurrentPPOConfig.from_config(cfg.algo) if rcfg is None else rcfg
+    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed))
+    policy = choose_policy(venv.observation_space, rcfg.policy)
+    model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **rcfg.model_kwargs())
+    model.set_logger(Logger(folder=None, output_formats=[]))  # values only; the callback writes them
+    return model
+
+
+def check_core(cfg: DictConfig) -> None:
+    """RecurrentPPO's core is SB3's LSTM, sized by core.hidden_size: say so if the config says otherwise."""
+    if cfg.core.name != "lstm":
+        raise ValueError(
+            f"algo=rppo trains sb3-contrib's LSTM policy: core must be lstm, got core={cfg.core.name}"
+        )
+    if cfg.algo.lstm_hidden_size != cfg.core.hidden_size:
+        raise ValueError(
+            f"algo.lstm_hidden_size ({cfg.algo.lstm_hidden_size}) differs from core.hidden_size "
+            f"({cfg.core.hidden_size}); set core.hidden_size, algo.lstm_hidden_size follows it"
+        )
+
+
+class StopSignal(Protocol):
+    """train.py's stop flag: ``signal`` is None until SIGINT/SIGTERM arrives."""
+
+    signal: int | None
+
+
+class _LogAndCheckpoint(BaseCallback):
+    """After each update: our tags, the progress bar, periodic checkpoints; stops on a signal."""
+
+    def __init__(
+        self, writer: SummaryWriter, bar: tqdm, stop: StopSignal, ckpt_path: Path, checkpoint_every: int
+    ) -> None:
+        super().__init__()
+        self.writer, self.bar, self.stop = writer, bar, stop
+        self.ckpt_path, self.checkpoint_every = ckpt_path, checkpoint_every
+        self.updates = 0
+        self._trained = False  # a rollout ended, so train() ran (or runs) on it
+        self._grad_sq: list[torch.Tensor] = []  # per parameter, this backward
+        self._grad_norms: list[torch.Tensor] = []  # per minibatch, before clipping
+
+    def _on_training_start(self) -> None:
+        self.start_time, self.start_step = time.perf_counter(), self.model.num_timesteps
+        # SB3 discards clip_grad_norm_'s result: sum |grad|² as gradients land, close it at the step.
+        params = list(self.model.policy.parameters())
+        for p in params:
+            p.register_post_accumulate_grad_hook(lambda p: self._grad_sq.append(p.grad.detach().pow(2).sum()))
+        self.model.policy.optimizer.register_step_pre_hook(self._close_grad_norm)
+
+    def _close_grad_norm(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        if self._grad_sq:
+            self._grad_norms.append(torch.stack(self._grad_sq).sum().sqrt())
+            self._grad_sq.clear()
+
+    def _on_step(self) -> bool:
+        return self.stop.signal is None  # False ends learn() cleanly, mid-rollout
+
+    def _on_rollout_start(self) -> None:
+        self._log_update()
+
+    def _on_rollout_end(self) -> None:
+        self._trained = True
+
+    def _on_training_end(self) -> None:
+        self._log_update()
+
+    def _log_update(self) -> None:
+        """Log the update that followed the last rollout (SB3 trains between the callbacks)."""
+        if not self._trained:
+            return
+        self._trained = False
+        self.updates += 1
+        step, logger = self.model.num_timesteps, self.model.logger
+        for key, value in logger.name_to_value.items():
+            if key.startswith("train/") and "tensorboard" not in logger.name_to_excluded.get(key, ()):
+                name, scale = _RENAMED.get(key, (key, 1.0))
+                self.writer.add_scalar(name, scale * float(value), step)
+        logger.dump(step)  # no output formats: clears the values for the next update
+        if self._grad_norms:
+            self.writer.add_scalar("train/grad_norm", float(torch.stack(self._grad_norms).mean()), step)
+            self._grad_norms.clear()
+        fps = (step - self.start_step) / (time.perf_counter() - self.start_time)
+        self.writer.add_scalar("time/fps", fps, step)
+        ret = episode_mean(self.model, "r")
+        if self.model.ep_info_buffer:
+            self.writer.add_scalar("rollout/ep_rew_mean", ret, step)
+            self.writer.add_scalar("rollout/ep_len_mean", episode_mean(self.model, "l"), step)
+        self.bar.update(step - self.bar.n)
+        self.bar.set_postfix(sps=f"{fps:.0f}", ret=f"{ret:.3f}")
+        if self.updates % self.checkpoint_every == 0:
+            save_model(self.model, self.ckpt_path)
+
+
+def episode_mean(model: RecurrentPPO, key: str) -> float:
+    """Mean of ``key`` ("r" return, "l" length) over the model's last 100 episodes; NaN if none."""
+    buf = model.ep_info_buffer or []
+    return float(np.mean([ep[key] for ep in buf])) if buf else float("nan")
+
+
+def save_model(model: RecurrentPPO, path: Path) -> Path:
+    """SB3's zip of ``model`` at ``path``, atomically: a temporary file in the folder, then a rename."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            model.save(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
+    """train.py's job for ``algo=rppo``; returns the same summary as ``train.train``."""
+    OmegaConf.resolve(cfg)
+    if cfg.resume:
+        raise ValueError("resume is not supported with algo=rppo; start a new run")
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+    torch.manual_seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    if cfg.torch_threads > 0:
+        torch.set_num_threads(cfg.torch_threads)
+    rcfg = RecurrentPPOConfig.from_config(cfg.algo)
+    model = make_model(cfg, resolve_device(cfg.device), rcfg)
+    venv = model.get_env()
+    env_name = getattr(venv.env, "env_name", cfg.env.name)
+    ckpt_path = run_dir / CHECKPOINT_NAME
+
+    writer = SummaryWriter(str(run_dir))
+    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
+    writer.add_text(
+        "policy", f"sb3-contrib RecurrentPPO, {type(model.policy).__name__}:\n```\n{model.policy}\n```"
+    )
+    bar = tqdm(total=cfg.total_steps, disable=not cfg.progress, unit="step", dynamic_ncols=True)
+    callback = _LogAndCheckpoint(writer, bar, stop, ckpt_path, cfg.checkpoint_every)
+    try:
+        if stop.signal is None:
+            model.learn(total_timesteps=int(cfg.total_steps), callback=callback, log_interval=None)
+    finally:
+        bar.close()
+        save_model(model, ckpt_path)
+        final = episode_mean(model, "r")
+        writer.add_hparams(
+            {
+                "env": env_name,
+                "algo": cfg.algo.name,
+                "core": cfg.core.name,
+                "seed": cfg.seed,
+                "rollout_len": rcfg.n_steps,
+                "update": "ppo",
+                "lr": rcfg.lr,
+                "hidden_size": cfg.core.hidden_size,
+                "num_envs": cfg.num_envs,
+            },
+            {"hparam/ep_rew_mean": final if math.isfinite(final) else 0.0},
+            run_name=".",
+        )
+        writer.close()
+        venv.close()
+    interrupted = "" if stop.signal is None else f" (stopped by {signal.Signals(stop.signal).name})"
+    print(
+        f"{env_name} {cfg.algo.name}-{cfg.core.name} seed {cfg.seed}: {model.num_timesteps} steps, "
+        f"ep_rew_mean {final:.3f}{interrupted}; run in {run_dir}"
+    )
+    return {
+        "ep_rew_mean": final,
+        "global_step": model.num_timesteps,
+        "updates": callback.updates,
+        "skipped_updates": 0,
+        "run_dir": str(run_dir),
+        "checkpoint": str(ckpt_path),
+    }
