@@ -1,0 +1,254 @@
+"""agents.compare on synthetic runs with known curves: the table's numbers, the PNGs, the errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+
+from agents import compare
+
+START = 1_000_000.0  # wall time of each run's first event
+POINTS = 20  # logged points per run; the final return is the mean of the last 2
+THRESHOLD = 0.5
+ENVS = {
+    "popgym:RepeatPreviousEasy": {"name": "popgym", "id": "RepeatPrevious", "difficulty": "Easy"},
+    "recall:delay12-cues4": {"name": "recall", "delay": 12, "num_cues": 4},
+}
+# Agent -> (algo, core, wall seconds per point, time/fps logged); 1000 env steps per point.
+AGENTS = {"rtrl-elstm": ("rtrl", "elstm", 2.0, True), "tbptt-lstm": ("tbptt", "lstm", 4.0, False)}
+# (env, agent) -> plateau f of each seed 0, 1, 2. Curve: min(0.125 i, f) for i < 19, then f + 0.25,
+# so the final return (mean of the last 10% = 2 points) is f + 0.125.
+LEVELS = {
+    ("popgym:RepeatPreviousEasy", "rtrl-elstm"): (0.5, 0.75, 1.0),
+    ("popgym:RepeatPreviousEasy", "tbptt-lstm"): (0.25, 0.5, 0.5),
+    ("recall:delay12-cues4", "rtrl-elstm"): (0.75, 0.75, 0.5),
+    ("recall:delay12-cues4", "tbptt-lstm"): (0.125, 0.125, 0.25),
+}
+
+
+def need_rliable() -> None:
+    pytest.importorskip("rliable", reason='needs the compare extra: pip install -e ".[compare]"')
+
+
+def curve(level: float) -> list[float]:
+    return [min(0.125 * i, level) for i in range(POINTS - 1)] + [level + 0.25]
+
+
+def write_run(
+    run_dir: Path,
+    values: list[float],
+    seconds_per_point: float,
+    fps: bool = True,
+    config: dict | None = None,
+    hparams: dict | None = None,
+) -> None:
+    """An event file as train.py writes it: first event at START, point i at step 1000 (i + 1)."""
+    run_dir.mkdir(parents=True)
+    if config is not None:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    with mock.patch("time.time", return_value=START):  # the file_version event's wall time
+        writer = SummaryWriter(str(run_dir))
+    for i, value in enumerate(values):
+        wall = START + seconds_per_point * (i + 1)
+        writer.add_scalar("rollout/ep_rew_mean", value, 1000 * (i + 1), walltime=wall)
+        if fps:
+            writer.add_scalar("time/fps", 500.0 + i, 1000 * (i + 1), walltime=wall)  # last: 519
+    if hparams is not None:
+        writer.add_hparams(hparams, {"hparam/ep_rew_mean": values[-1]}, run_name=".")
+    writer.close()
+
+
+@pytest.fixture(scope="module")
+def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """2 envs × 2 agents × 3 seeds in train.py's layout, with config.yaml."""
+    root = tmp_path_factory.mktemp("runs")
+    for (env, agent), levels in LEVELS.items():
+        algo, core, seconds, fps = AGENTS[agent]
+        env_cfg = ENVS[env]
+        for seed, level in enumerate(levels):
+            config = {
+                "seed": seed,
+                "env": env_cfg,
+                "algo": {"name": algo, "rollout_len": 8},
+                "core": {"name": core},
+                "policy": {"prev_action": True},
+            }
+            run_dir = root / env_cfg["name"] / f"{algo}-{core}" / f"seed{seed}-20261201-000000"
+            write_run(run_dir, curve(level), seconds, fps, config)
+    return root
+
+
+@pytest.fixture(scope="module")
+def report(runs_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    need_rliable()
+    out = tmp_path_factory.mktemp("report")
+    assert (
+        compare.main([str(runs_root), "--out", str(out), "--threshold", str(THRESHOLD), "--reps", "300"]) == 0
+    )
+    return out
+
+
+def test_load_runs_labels_seeds_and_points(runs_root: Path) -> None:
+    runs = compare.load_runs([runs_root])
+    assert len(runs) == 12
+    assert {(r.env, r.agent) for r in runs} == set(LEVELS)
+    run = next(r for r in runs if r.agent == "tbptt-lstm" and r.env.startswith("recall") and r.seed == 2)
+    assert run.source == "config"
+    np.testing.assert_array_equal(run.steps, 1000 * np.arange(1, POINTS + 1))
+    np.testing.assert_array_equal(run.values, curve(0.25))
+    np.testing.assert_array_equal(run.seconds, 4.0 * np.arange(1, POINTS + 1))
+    assert run.final == 0.375
+    assert run.fps is None and run.steps_per_second == 250.0  # 20000 steps in 80 s
+
+
+@pytest.mark.compare
+def test_summary_table_numbers(report: Path) -> None:
+    rows = {(r["env"], r["agent"]): r for r in json.loads((report / "summary.json").read_text())["rows"]}
+    expected = {  # final_mean, worst, reached, steps_to_threshold, seconds_to_threshold, steps/s
+        ("popgym:RepeatPreviousEasy", "rtrl-elstm"): (0.875, 0.625, 3, 5000, 10.0, 519.0),
+        # seed 0 reaches 0.5 only at its last point (step 20000, 80 s); seeds 1, 2 at step 5000 (20 s)
+        ("popgym:RepeatPreviousEasy", "tbptt-lstm"): (1.625 / 3, 0.375, 3, 10000, 40.0, 250.0),
+        ("recall:delay12-cues4", "rtrl-elstm"): (2.375 / 3, 0.625, 3, 5000, 10.0, 519.0),
+        # seeds 0 and 1 never reach 0.5 (their best point is 0.375)
+        ("recall:delay12-cues4", "tbptt-lstm"): (0.875 / 3, 0.25, 1, 20000, 80.0, 250.0),
+    }
+    assert set(rows) == set(expected)
+    for key, (mean, worst, reached, steps, seconds, sps) in expected.items():
+        row = rows[key]
+        assert row["num_seeds"] == 3 and row["seeds"] == [0, 1, 2]
+        assert row["finals"] == [level + 0.125 for level in LEVELS[key]]
+        assert row["final_mean"] == pytest.approx(mean, abs=1e-12)
+        assert row["worst"] == worst
+        assert min(row["finals"]) <= row["final_ci"][0] <= mean <= row["final_ci"][1] <= max(row["finals"])
+        assert (row["reached"], row["steps_to_threshold"], row["seconds_to_threshold"]) == (
+            reached,
+            steps,
+            seconds,
+        )
+        assert row["steps_per_second"] == sps
+        assert row["last_step"] == 20000
+
+
+@pytest.mark.compare
+def test_summary_markdown_and_csv(report: Path) -> None:
+    md = (report / "summary.md").read_text()
+    assert "commit `" in md and "CPUs" in md and "python -m agents.compare" in md
+    assert "| rtrl-elstm | 3 | 0.875 [" in md
+    assert "| tbptt-lstm | 3 | 0.292 [" in md and "| 1/3 | 20000 | 80.0 | 250 |" in md
+    assert "| popgym:RepeatPreviousEasy | 0.875 (0.625) | 0.542 (0.375) |" in md
+    lines = (report / "summary.csv").read_text().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("env,agent,num_seeds,final_mean")
+
+
+@pytest.mark.compare
+def test_aggregate_iqm_of_normalised_finals(report: Path) -> None:
+    data = json.loads((report / "summary.json").read_text())
+    assert data["bounds"]["popgym:RepeatPreviousEasy"] == {"low": 0.375, "high": 1.125, "source": "observed"}
+    agg = {a["agent"]: a for a in data["aggregate"]}
+    # rtrl-elstm normalised: popgym 1/3, 2/3, 1; recall 1, 1, 0.6 -> IQM trims one at each end
+    assert agg["rtrl-elstm"]["iqm"] == pytest.approx((0.6 + 2 / 3 + 1 + 1) / 4)
+    assert agg["rtrl-elstm"]["mean"] == pytest.approx((1 / 3 + 2 / 3 + 1 + 1 + 1 + 0.6) / 6)
+    for a in agg.values():
+        assert a["num_envs"] == 2 and a["seeds_per_env"] == 3
+        assert a["iqm_ci"][0] <= a["iqm"] <= a["iqm_ci"][1]
+
+
+@pytest.mark.compare
+def test_pngs_exist_and_are_valid(report: Path) -> None:
+    import matplotlib.image
+
+    names = ["curves_popgym_RepeatPreviousEasy.png", "curves_recall_delay12-cues4.png", "aggregate.png"]
+    for name in names:
+        path = report / name
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        image = matplotlib.image.imread(path)
+        assert image.ndim == 3 and image.shape[0] > 100 and image.std() > 0  # not a blank image
+        assert f"({name})" in (report / "summary.md").read_text()
+
+
+@pytest.mark.compare
+def test_mean_curve_interpolates_onto_a_common_grid(tmp_path: Path) -> None:
+    need_rliable()
+    runs = []
+    for i, level in enumerate((0.25, 0.75)):
+        write_run(tmp_path / f"r{i}", curve(level), 1.0, config=None)
+        runs.append(compare.load_run(tmp_path / f"r{i}"))
+    c = compare.mean_curve(runs, num_points=39, reps=100)  # grid every 500 steps
+    assert c.steps[0] == 1000 and c.steps[-1] == 20000
+    np.testing.assert_allclose(c.mean[:3], [0.0, 0.0625, 0.125])  # interpolated halfway at 1500
+    assert np.all(c.low <= c.mean + 1e-12) and np.all(c.mean <= c.high + 1e-12)
+
+
+def test_directory_name_fallback_and_written_labels(tmp_path: Path) -> None:
+    write_run(tmp_path / "myenv" / "myalgo-mycore" / "seed7-20261201", curve(0.5), 1.0)
+    config = {"seed": 3, "env": {"name": "newfamily", "x": 1}, "algo": {"name": "rppo"}, "policy": {}}
+    write_run(tmp_path / "b" / "run", curve(0.5), 1.0, config=config, hparams={"env": "newfamily:X1"})
+    config = {
+        "seed": 1,
+        "env": {"name": "recall", "delay": 16, "num_cues": 4},
+        "algo": {"name": "tbptt"},
+        "core": {"name": "gru"},
+        "policy": {"prev_action": False},
+    }
+    write_run(tmp_path / "c" / "run", curve(0.5), 1.0, config=config, hparams={"env": "recall:delay16-cues4"})
+    runs = {r.path.parent.name: r for r in compare.load_runs([tmp_path])}
+    fallback = runs["myalgo-mycore"]
+    assert (fallback.env, fallback.agent, fallback.seed, fallback.source) == (
+        "myenv",
+        "myalgo-mycore",
+        7,
+        "dirs",
+    )
+    assert (runs["b"].env, runs["b"].agent, runs["b"].seed) == ("newfamily:X1", "rppo", 3)
+    assert (runs["c"].env, runs["c"].agent) == ("recall:delay16-cues4 (no prev action)", "tbptt-gru")
+
+
+def test_labels() -> None:
+    assert compare.env_label({"name": "procgen", "game": "maze", "distribution_mode": "memory"}) == (
+        "procgen:maze-memory"
+    )
+    assert compare.env_label({"name": "atari", "game": "pong"}) == "atari:pong"
+    assert compare.env_label({"name": "gym", "id": "CartPole-v1"}) == "gym:CartPole-v1"
+    assert compare.env_label({"name": "unknown"}) is None
+    cfg = {"algo": {"name": "tbptt", "rollout_len": 32}, "core": {"name": "lstm"}}
+    assert compare.agent_label(cfg, ["algo.rollout_len"]) == "tbptt-lstm[rollout_len=32]"
+
+
+@pytest.mark.compare
+def test_given_bounds(runs_root: Path, tmp_path: Path) -> None:
+    need_rliable()
+    bounds_file = tmp_path / "bounds.yaml"
+    bounds_file.write_text("popgym:RepeatPreviousEasy: [-0.5, 1.0]\n")
+    runs = compare.load_runs([runs_root])
+    summary = compare.summarize(runs, bounds=compare.load_bounds(bounds_file), reps=50)
+    assert summary.bounds["popgym:RepeatPreviousEasy"] == (-0.5, 1.0)
+    assert summary.bounds_source == {"popgym:RepeatPreviousEasy": "given", "recall:delay12-cues4": "observed"}
+    bounds_file.write_text("popgym:RepeatPreviousEasy: [1.0]\n")
+    with pytest.raises(ValueError, match=r"\[low, high\]"):
+        compare.load_bounds(bounds_file)
+
+
+def test_no_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "empty" / "sub").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match="no runs found under"):
+        compare.load_runs([tmp_path / "empty"])
+    with pytest.raises(FileNotFoundError, match="no such directory"):
+        compare.load_runs([tmp_path / "missing"])
+    assert compare.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert "no runs found" in capsys.readouterr().err
+    write_run(tmp_path / "other_tag", [1.0], 1.0)
+    with pytest.raises(ValueError, match="logged 'train/x'"):
+        compare.load_runs([tmp_path / "other_tag"], tag="train/x")
+
+
+def test_missing_extra_says_how_to_install(runs_root: Path) -> None:
+    runs = compare.load_runs([runs_root])
+    with mock.patch.dict(sys.modules, {"rliable": None}), pytest.raises(ImportError, match=r"\[compare\]"):
+        compare.summarize(runs)
