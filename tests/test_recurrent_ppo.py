@@ -1,0 +1,338 @@
+"""The RecurrentPPO peer (algo=rppo): the SB3 VecEnv adapter, train.py's outputs, seeding, errors."""
+
+from __future__ import annotations
+
+import importlib
+import signal
+import sys
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+from gymnasium.wrappers.vector import RecordEpisodeStatistics
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig, OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from envs import make_vector_env
+from train import train
+
+ROOT = Path(__file__).resolve().parents[1]
+needs_sb3 = pytest.mark.skipif(find_spec("sb3_contrib") is None, reason="needs the sb3 extra")
+pytestmark = pytest.mark.sb3
+TAGS = (
+    "rollout/ep_rew_mean",
+    "rollout/ep_len_mean",
+    "time/fps",
+    "train/policy_loss",
+    "train/value_loss",
+    "train/entropy",
+    "train/grad_norm",
+    "train/learning_rate",
+    "train/explained_variance",
+)
+# Small and fast: 2 epochs of 2 minibatches over 32 steps x 4 envs per update.
+TINY = {
+    "total_steps": 1024,
+    "num_envs": 4,
+    "core.hidden_size": 16,
+    "algo.n_steps": 32,
+    "algo.batch_size": 64,
+    "algo.n_epochs": 2,
+    "torch_threads": 1,
+    "progress": False,
+    "env.delay": 2,
+}
+
+
+def rppo_cfg(*choices: str, **values: Any) -> DictConfig:
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["algo=rppo", *choices])
+    for key, value in {**TINY, **values}.items():
+        OmegaConf.update(cfg, key, value)
+    return cfg
+
+
+def recall(num_envs: int = 3, seed: int = 0, delay: int = 2):
+    from envs.sb3_vec_env import SB3VecEnv
+
+    return SB3VecEnv(make_vector_env({"name": "recall", "delay": delay}, num_envs=num_envs, seed=seed))
+
+
+# --- the adapter ----------------------------------------------------------------------------------
+
+
+@needs_sb3
+def test_next_step_env_resets_in_the_same_step_with_raw_episode_stats() -> None:
+    """CartPole (NEXT_STEP): a done row carries the final obs, already shows the next episode's
+    first obs (the one gymnasium's reset step would give), and reports the true episode length
+    while other rows' running episodes keep theirs (gymnasium's partial reset would zero them)."""
+    from envs.sb3_vec_env import SB3VecEnv
+
+    cfg = {"name": "gym", "id": "CartPole-v1"}
+    venv = SB3VecEnv(make_vector_env(cfg, num_envs=3, seed=0))
+    venv.seed(0)
+    obs = venv.reset()
+    lengths, returns, finished = np.zeros(3, int), np.zeros(3), 0
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        actions = rng.integers(2, size=3)
+        obs, rewards, dones, infos = venv.step(actions)
+        lengths += 1
+        returns += rewards
+        for i in range(3):
+            assert ("episode" in infos[i]) == dones[i]
+        for i in np.flatnonzero(dones):
+            assert infos[i]["episode"]["l"] == lengths[i]
+            assert infos[i]["episode"]["r"] == pytest.approx(returns[i])
+            assert infos[i]["TimeLimit.truncated"] is False  # CartPole falls well before 500 steps
+            assert infos[i]["terminal_observation"].shape == (4,)
+            assert not np.allclose(infos[i]["terminal_observation"], obs[i])
+            assert np.all(np.abs(obs[i]) <= 0.05)  # CartPole's fresh start state
+            lengths[i], returns[i] = 0, 0.0
+            finished += 1
+    assert finished >= 10
+
+
+@needs_sb3
+def test_next_step_env_matches_the_raw_env_around_an_episode_end() -> None:
+    """Same seed, same actions: the adapter's obs equal the raw env's, and at an end the terminal
+    obs is the raw final obs while the new obs is what the raw env's reset step returns."""
+    from envs.sb3_vec_env import SB3VecEnv
+
+    cfg = {"name": "gym", "id": "CartPole-v1"}
+    raw = make_vector_env(cfg, num_envs=3, seed=4)
+    venv = SB3VecEnv(make_vector_env(cfg, num_envs=3, seed=4))
+    venv.seed(4)
+    raw_obs, _ = raw.reset(seed=4)
+    np.testing.assert_array_equal(venv.reset(), raw_obs)
+    actions = np.zeros(3, dtype=np.int64)  # all push left: episodes end within ~10 steps
+    for _ in range(30):
+        obs, _, dones, infos = venv.step(actions)
+        raw_obs, _, term, trunc, _ = raw.step(actions)
+        np.testing.assert_array_equal(dones, term | trunc)
+        if dones.any():
+            break
+        np.testing.assert_array_equal(obs, raw_obs)
+    assert dones.any()
+    for i in np.flatnonzero(dones):
+        np.testing.assert_array_equal(infos[i]["terminal_observation"], raw_obs[i])
+    np.testing.assert_array_equal(obs[~dones], raw_obs[~dones])
+    reset_obs, *_ = raw.step(actions)  # gymnasium's NEXT_STEP reset step
+    np.testing.assert_array_equal(obs[dones], reset_obs[dones])
+
+
+@needs_sb3
+def test_truncation_sets_time_limit_flag_and_terminal_observation() -> None:
+    from benchmarks.common import SyntheticVectorEnv
+    from envs.sb3_vec_env import SB3VecEnv
+
+    venv = SB3VecEnv(RecordEpisodeStatistics(SyntheticVectorEnv(2, 3, episode_len=3)))
+    venv.reset()
+    for _ in range(2):
+        _, _, dones, _ = venv.step(np.zeros(2, dtype=np.int64))
+        assert not dones.any()
+    _, _, dones, infos = venv.step(np.zeros(2, dtype=np.int64))
+    assert dones.all()
+    for i in range(2):
+        assert infos[i]["TimeLimit.truncated"] is True
+        assert infos[i]["episode"]["l"] == 3
+        assert infos[i]["terminal_observation"].shape == (3,)
+    _, rewards, dones, _ = venv.step(np.zeros(2, dtype=np.int64))
+    assert not dones.any() and np.all(rewards != 0)  # no reset step with reward 0 is shown to SB3
+
+
+@needs_sb3
+def test_same_step_env_passes_through() -> None:
+    """Recall (SAME_STEP, delay 2: episodes of 4 steps): the 4th step is done and shows a new cue."""
+    venv = recall(num_envs=2, delay=2)
+    obs = venv.reset()
+    for t in range(4):
+        assert obs[:, :4].sum(axis=1).tolist() == ([1.0, 1.0] if t == 0 else [0.0, 0.0])  # cue shown
+        obs, rewards, dones, infos = venv.step(np.zeros(2, dtype=np.int64))
+        assert dones.tolist() == [t == 3] * 2
+    assert obs[:, :4].sum(axis=1).tolist() == [1.0, 1.0]
+    for i in range(2):
+        assert infos[i]["episode"] == {"r": rewards[i], "l": 4, "t": pytest.approx(0, abs=1)}
+        assert infos[i]["TimeLimit.truncated"] is False
+        assert "terminal_observation" not in infos[i]  # recall reports none, and only terminates
+
+
+@needs_sb3
+def test_seed_gives_reproducible_observations() -> None:
+    def observations(seed: int) -> np.ndarray:
+        venv = recall(num_envs=4, seed=123)  # the factory seed is overridden by venv.seed
+        venv.seed(seed)
+        out = [venv.reset()]
+        for _ in range(12):
+            out.append(venv.step(np.zeros(4, dtype=np.int64))[0])
+        return np.stack(out)
+
+    np.testing.assert_array_equal(observations(7), observations(7))
+    assert not np.array_equal(observations(7), observations(8))
+
+
+class _DictEnv(gymnasium.Env):
+    """Dict observations {"pos": float (2,), "flag": Discrete(3)}; ends after 2 steps."""
+
+    observation_space = spaces.Dict({"pos": spaces.Box(-1, 1, (2,), np.float32), "flag": spaces.Discrete(3)})
+    action_space = spaces.Discrete(2)
+    metadata: ClassVar[dict[str, Any]] = {}
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action: int):
+        self.t += 1
+        return self._obs(), 1.0, self.t == 2, False, {}
+
+    def _obs(self) -> dict[str, Any]:
+        return {"pos": np.full(2, self.t / 2, np.float32), "flag": self.t}
+
+
+@needs_sb3
+def test_dict_observations_pass_through() -> None:
+    from envs.sb3_vec_env import SB3VecEnv
+
+    venv = SB3VecEnv(SyncVectorEnv([_DictEnv, _DictEnv], autoreset_mode=AutoresetMode.NEXT_STEP))
+    obs = venv.reset()
+    assert set(obs) == {"pos", "flag"} and obs["pos"].shape == (2, 2) and obs["flag"].tolist() == [0, 0]
+    venv.step(np.zeros(2, dtype=np.int64))
+    obs, _, dones, infos = venv.step(np.zeros(2, dtype=np.int64))
+    assert dones.all() and obs["flag"].tolist() == [0, 0]  # already the next episode
+    assert infos[0]["terminal_observation"]["flag"] == 2
+    np.testing.assert_array_equal(infos[0]["terminal_observation"]["pos"], [1.0, 1.0])
+
+
+@needs_sb3
+def test_policy_follows_the_observation_space() -> None:
+    from agents.recurrent_ppo import choose_policy
+
+    assert choose_policy(spaces.Box(0, 1, (6,), np.float32)) == "MlpLstmPolicy"
+    assert choose_policy(spaces.Box(0, 255, (4, 84, 84), np.uint8)) == "CnnLstmPolicy"
+    assert choose_policy(_DictEnv.observation_space) == "MultiInputLstmPolicy"
+    assert choose_policy(spaces.Box(0, 1, (6,), np.float32), "CnnLstmPolicy") == "CnnLstmPolicy"
+    with pytest.raises(ValueError, match="MlpLstmPolicy"):
+        choose_policy(spaces.Box(0, 1, (6,), np.float32), "LstmPolicy")
+
+
+# --- train.py with algo=rppo -----------------------------------------------------------------------
+
+
+@needs_sb3
+def test_defaults_are_sb3_contribs() -> None:
+    """configs/algo/rppo.yaml against RecurrentPPO's and its LSTM policy's signatures."""
+    import inspect
+
+    from sb3_contrib import RecurrentPPO
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    cfg = rppo_cfg()
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        algo = compose("config", overrides=["algo=rppo", "env=gym"]).algo
+    defaults = {
+        **{k: p.default for k, p in inspect.signature(RecurrentPPO).parameters.items()},
+        **{k: p.default for k, p in inspect.signature(RecurrentActorCriticPolicy).parameters.items()},
+    }
+    defaults["lr"] = defaults["learning_rate"]
+    for key, value in algo.items():
+        if key not in ("name", "policy", "net_arch"):
+            assert value == defaults[key], key
+    assert cfg.core.name == "lstm" and algo.lstm_hidden_size == 256
+
+
+@needs_sb3
+def test_train_writes_run_dir_config_tags_and_checkpoint(tmp_path: Path) -> None:
+    from sb3_contrib import RecurrentPPO
+
+    summary = train(rppo_cfg(log_dir=str(tmp_path)))
+    run_dir = Path(summary["run_dir"])
+    assert run_dir.parent == tmp_path / "recall" / "rppo-lstm" and run_dir.name.startswith("seed0-")
+    saved = OmegaConf.load(run_dir / "config.yaml")
+    assert saved.algo.name == "rppo" and saved.algo.lstm_hidden_size == 16 and saved.algo.ent_coef == 0.05
+    events = EventAccumulator(str(run_dir)).Reload()
+    assert set(TAGS) <= set(events.Tags()["scalars"])
+    steps = [e.step for e in events.Scalars("time/fps")]
+    assert steps == list(range(128, 1025, 128))  # one point per update of 32 x 4 steps
+    assert summary["global_step"] == 1024 and summary["updates"] == 8
+    assert 0.0 <= summary["ep_rew_mean"] <= 1.0
+    ep_lens = [e.value for e in events.Scalars("rollout/ep_len_mean")]
+    assert ep_lens == [4.0] * len(ep_lens)  # recall, delay 2: every episode is 4 steps
+    model = RecurrentPPO.load(summary["checkpoint"], device="cpu")
+    assert model.policy.lstm_actor.hidden_size == 16 and model.num_timesteps == 1024
+
+
+@needs_sb3
+def test_same_seed_same_run_other_seed_not(tmp_path: Path) -> None:
+    def run(seed: int, name: str) -> tuple[list[float], dict[str, torch.Tensor]]:
+        summary = train(rppo_cfg(seed=seed, total_steps=512), run_dir=tmp_path / name)
+        events = EventAccumulator(summary["run_dir"]).Reload()
+        losses = [e.value for e in events.Scalars("train/policy_loss")]
+        from sb3_contrib import RecurrentPPO
+
+        return losses, RecurrentPPO.load(summary["checkpoint"], device="cpu").policy.state_dict()
+
+    losses_a, params_a = run(3, "a")
+    losses_b, params_b = run(3, "b")
+    losses_c, params_c = run(4, "c")
+    assert losses_a == losses_b
+    for key in params_a:
+        torch.testing.assert_close(params_a[key], params_b[key], rtol=0, atol=0)
+    assert losses_a != losses_c
+    assert any(not torch.equal(params_a[k], params_c[k]) for k in params_a)
+
+
+@needs_sb3
+def test_stop_signal_ends_the_run_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
+    from agents.recurrent_ppo import train_recurrent_ppo
+
+    class StopAfter:
+        """signal turns SIGTERM after some reads (a read per env step, per callback)."""
+
+        def __init__(self, reads: int) -> None:
+            self.reads = reads
+
+        @property
+        def signal(self) -> int | None:
+            self.reads -= 1
+            return int(signal.SIGTERM) if self.reads < 0 else None
+
+    summary = train_recurrent_ppo(rppo_cfg(total_steps=4096), tmp_path, StopAfter(100))
+    assert 0 < summary["global_step"] < 4096
+    assert Path(summary["checkpoint"]).is_file()
+    assert not list(tmp_path.glob(".checkpoint.zip.*"))  # no temporary file left behind
+
+
+@needs_sb3
+def test_bad_configs_name_the_fix() -> None:
+    with pytest.raises(ValueError, match="core must be lstm"):
+        train(rppo_cfg("core=gru"))
+    with pytest.raises(ValueError, match=r"set core\.hidden_size"):
+        train(rppo_cfg(**{"algo.lstm_hidden_size": 8}))
+    cfg = rppo_cfg()
+    OmegaConf.set_struct(cfg, False)
+    cfg.algo.n_step = 4
+    with pytest.raises(ValueError, match=r"valid keys: .*n_steps"):
+        train(cfg)
+    with pytest.raises(ValueError, match="MultiInputLstmPolicy"):
+        train(rppo_cfg(**{"algo.policy": "lstm"}))
+
+
+def test_missing_sb3_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ["sb3_contrib", "stable_baselines3", *sys.modules]:
+        if name.split(".")[0] in ("sb3_contrib", "stable_baselines3"):
+            monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
+    for name in ("agents.recurrent_ppo", "envs.sb3_vec_env"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[sb3\]"'):
+        train(rppo_cfg())
+    with pytest.raises(ImportError, match="algo=rppo needs"):
+        importlib.import_module("envs.sb3_vec_env")
