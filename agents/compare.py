@@ -196,7 +196,7 @@ def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -
     elif name == "recall":
         label = f"recall:delay{env.get('delay')}-cues{env.get('num_cues')}"
         if env.get("distractors"):
-            label += f"-distractors{env.get('distractors')}"
+            label += "-distractors"
     elif name in ("atari", "procgen"):
         label = f"{name}:{env.get('game')}"
         if name == "procgen":
@@ -253,7 +253,7 @@ def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str]
     acc.Reload()
     if tag not in acc.Tags()["scalars"]:
         return None
-    points = acc.Scalars(tag)
+    points = sorted(acc.Scalars(tag), key=lambda p: p.step)  # stable: file order within a step
     fps = acc.Scalars("time/fps")[-1].value if "time/fps" in acc.Tags()["scalars"] else None
     start = acc.FirstEventTimestamp()
     config_file = path / "config.yaml"

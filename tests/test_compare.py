@@ -210,6 +210,24 @@ def test_directory_name_fallback_and_written_labels(tmp_path: Path) -> None:
     assert (runs["c"].env, runs["c"].agent) == ("recall:delay16-cues4 (no prev action)", "tbptt-gru")
 
 
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"name": "recall", "delay": 12, "num_cues": 4, "distractors": False},
+        {"name": "recall", "delay": 16, "num_cues": 3, "distractors": True},
+        {"name": "gym", "id": "CartPole-v1"},
+    ],
+    ids=["recall", "recall-distractors", "gym"],
+)
+def test_env_labels_match_the_adapters_names(env: dict) -> None:
+    """A crashed run (label from config.yaml) groups with finished ones (the adapter's name)."""
+    from envs.make import ENV_MAKERS
+
+    made = ENV_MAKERS[env["name"]](env, 1)
+    made.env.close()
+    assert compare.env_label(env) == made.name
+
+
 def test_labels() -> None:
     assert compare.env_label({"name": "procgen", "game": "maze", "distribution_mode": "memory"}) == (
         "procgen:maze-memory"
