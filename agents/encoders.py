@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 from torch import Tensor, nn
 
-__all__ = ["ImpalaCNN", "MLPEncoder", "NatureCNN", "OneHotEncoder", "make_encoder"]
+__all__ = ["CombinedEncoder", "ImpalaCNN", "MLPEncoder", "NatureCNN", "OneHotEncoder", "make_encoder"]
 
 
 class OneHotEncoder(nn.Module):
@@ -116,16 +119,61 @@ def _dtype_of(module: nn.Module) -> torch.dtype:
     return torch.get_default_dtype() if p is None else p.dtype
 
 
+class CombinedEncoder(nn.Module):
+    """Dict or Tuple observations: one encoder per part, outputs concatenated (SB3's CombinedExtractor).
+
+    Parts no encoder can take (``Text``, ...) are skipped with one warning naming them; the env
+    factory has usually dropped them already (envs/observations.py).
+
+    Args:
+        space: a ``Dict`` (parts by key) or ``Tuple`` (parts by index) space.
+        make_part: the encoder of one part's space; raises ``ValueError`` if it has none.
+    """
+
+    def __init__(
+        self, space: spaces.Dict | spaces.Tuple, make_part: Callable[[spaces.Space], nn.Module]
+    ) -> None:
+        super().__init__()
+        items = space.spaces.items() if isinstance(space, spaces.Dict) else enumerate(space.spaces)
+        self.keys: list[str | int] = []
+        encoders, skipped = [], []
+        for key, sub in items:
+            try:
+                encoders.append(make_part(sub))
+            except ValueError:
+                skipped.append(f"{key!r} ({type(sub).__name__})")
+                continue
+            self.keys.append(key)
+        if skipped:
+            warnings.warn(
+                f"observation parts no encoder can take are skipped: {', '.join(skipped)}", stacklevel=3
+            )
+        if not encoders:
+            raise ValueError(f"unsupported observation space {space}: none of its parts can be encoded")
+        # A list beside the keys, not a ModuleDict: keys may hold dots ("arm.pos") or be indices.
+        self.encoders = nn.ModuleList(encoders)
+        self.out_size = sum(e.out_size for e in encoders)
+
+    def forward(self, obs: Mapping[str, Tensor] | Sequence[Tensor]) -> Tensor:  # -> (B, Σ out_size)
+        return torch.cat([enc(obs[key]) for key, enc in zip(self.keys, self.encoders, strict=True)], dim=1)
+
+
 def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] | None = None) -> nn.Module:
-    """Encoder for ``space``: one-hot for Discrete/MultiDiscrete, an MLP for flat Box vectors,
-    a Nature-CNN (``kind="nature"``) or IMPALA-ResNet (``"impala"``) for channels-first uint8
-    images; ``"auto"`` picks Nature for 84x84 frames (Atari) and IMPALA otherwise (ProcGen).
-    Anything else raises, naming the space."""
+    """Encoder for ``space``: one-hot for Discrete/MultiDiscrete, an MLP for 1-D Box vectors and
+    MultiBinary, a Nature-CNN (``kind="nature"``) or IMPALA-ResNet (``"impala"``) for channels-first
+    uint8 images (``"auto"`` picks Nature for 84x84 frames (Atari), IMPALA otherwise (ProcGen,
+    MiniGrid)), and a :class:`CombinedEncoder` of these for Dict and Tuple spaces. Anything else
+    raises, naming the space. The env factory has already laid observations out this way
+    (channels-last images transposed, n-D Boxes flattened: envs/observations.py)."""
     mlp_hidden = [64] if mlp_hidden is None else list(mlp_hidden)
+    if isinstance(space, (spaces.Dict, spaces.Tuple)):
+        return CombinedEncoder(space, lambda sub: make_encoder(sub, kind, mlp_hidden))
     if isinstance(space, spaces.Discrete):
         return OneHotEncoder([int(space.n)])
     if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
         return OneHotEncoder([int(n) for n in space.nvec])
+    if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+        return MLPEncoder(int(space.shape[0]), mlp_hidden)
     if isinstance(space, spaces.Box):
         if space.dtype == np.uint8 and len(space.shape) == 3:
             if kind == "auto":  # Atari's 84x84 frames get Nature's torso, others (ProcGen) IMPALA's
@@ -142,6 +190,6 @@ def make_encoder(space: spaces.Space, kind: str = "auto", mlp_hidden: list[int] 
             "channels-first uint8 images (C, H, W)"
         )
     raise ValueError(
-        f"unsupported observation space {space}: supported are Discrete, MultiDiscrete, "
-        "flat Box vectors and channels-first uint8 image Boxes"
+        f"unsupported observation space {space}: supported are Discrete, MultiDiscrete, MultiBinary, "
+        "flat Box vectors, channels-first uint8 image Boxes, and Dict or Tuple spaces of these"
     )

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from torch.distributions import Categorical, Distribution, Independent, Normal
 
 from agents.encoders import make_encoder
+from agents.observations import Observation
 from agents.registry import make_core
 
 __all__ = ["ActorCritic", "MultiCategorical", "greedy_action"]
@@ -48,6 +49,8 @@ class MultiCategorical(Distribution):
 
 class ActorCritic(nn.Module):
     """Encoder, core and heads. Shapes: obs (B, ...) → x (B, D); core out (B, N) → dist, value (B,).
+
+    A Dict or Tuple observation space gets one encoder per part, their outputs concatenated.
 
     Args:
         obs_space, action_space: the (single-env) gymnasium spaces.
@@ -133,9 +136,10 @@ class ActorCritic(nn.Module):
         return torch.cat([F.one_hot(action[:, k], n) for k, n in enumerate(self.nvec)], 1).float()
 
     def core_input(
-        self, obs: Tensor, prev_action: Tensor, prev_reward: Tensor, episode_start: Tensor
+        self, obs: Observation, prev_action: Tensor, prev_reward: Tensor, episode_start: Tensor
     ) -> Tensor:
-        """x_t, (B, D). prev_action/prev_reward are those that led to obs (zeros at a start)."""
+        """x_t, (B, D). obs is (B, ...), or {key: (B, ...)} for a Dict space; prev_action and
+        prev_reward are those that led to obs (zeros at a start)."""
         parts = [self.encoder(obs)]
         keep = (~episode_start).float()[:, None]
         if self.use_prev_action:

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import inspect
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
 from gymnasium.vector import VectorEnv
 from omegaconf import DictConfig, OmegaConf
 
-__all__ = ["EnvMaker", "MadeEnv", "check_creator_renders", "check_render_mode", "resolve_options"]
+__all__ = [
+    "EnvMaker",
+    "MadeEnv",
+    "check_creator_renders",
+    "check_render_mode",
+    "describe_error",
+    "resolve_options",
+]
 
 
 class MadeEnv(NamedTuple):
@@ -81,3 +89,16 @@ def check_creator_renders(creator: Callable[..., Any], render_mode: str | None, 
     metadata = getattr(creator, "metadata", None)
     if isinstance(metadata, Mapping):
         check_render_mode(render_mode, metadata.get("render_modes", []), what)
+
+
+def describe_error(exc: BaseException) -> str:
+    """``str(exc)``, or, when that is empty (a bare ``assert``), its type, repr and where it was raised.
+
+    An env's own ``assert height % 2 == 1`` would otherwise reach the user as an empty reason.
+    """
+    text = str(exc)
+    if text:
+        return text
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    return f"{type(exc).__name__} with no message ({exc!r}){where}"

@@ -1,4 +1,4 @@
-"""Any gymnasium env: a registered id or a ``package.module:ClassName`` entry point.
+"""Any gymnasium env, named as gymnasium names them: ``Id``, ``module:Id`` or ``module:ClassName``.
 
 Named ``custom`` rather than ``gym`` so the submodule never shadows the common
 ``import gymnasium as gym`` alias inside this package.
@@ -6,6 +6,7 @@ Named ``custom`` rather than ``gym`` so the submodule never shadows the common
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Mapping
 from functools import partial
@@ -16,7 +17,8 @@ from gymnasium.envs.registration import load_env_creator
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
-from envs.adapter import MadeEnv, check_creator_renders, check_render_mode, resolve_options
+import envs.masked  # noqa: F401  (registers the velocity-masked ids, e.g. CartPoleNoVel-v1)
+from envs.adapter import MadeEnv, check_creator_renders, check_render_mode, describe_error, resolve_options
 
 __all__ = ["DEFAULTS", "make_gym"]
 
@@ -25,7 +27,7 @@ _VECTORIZERS = {"sync": SyncVectorEnv, "async": AsyncVectorEnv}
 
 
 def make_gym(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = None) -> MadeEnv:
-    """Options: ``id`` (registered id or ``module:Class``), ``kwargs`` (constructor
+    """Options: ``id`` (a registered id, ``module:Id`` or ``module:Class``), ``kwargs`` (constructor
     arguments), ``vectorization`` (sync or async). Autoreset is ``NEXT_STEP``.
 
     gymnasium's env checker runs once on a single instance before vectorising.
@@ -42,43 +44,65 @@ def make_gym(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = No
 
 
 def _env_factory(env_id: str, kwargs: dict[str, Any], render_mode: str | None) -> Callable[[], gymnasium.Env]:
-    """A picklable zero-argument constructor, failing early with the id in the message."""
+    """A picklable zero-argument constructor, failing early with the id in the message.
+
+    ``env_id`` is read the way gymnasium spells ids: a registered id (``CartPole-v1``), or
+    ``module:Name``, which imports ``module`` and then takes ``Name`` as an attribute of it if it
+    has one (an env class or factory, ``minigrid.envs:MemoryEnv``), else as the id the import
+    registered (``minigrid:MiniGrid-MemoryS7-v0``, as ``gymnasium.make`` reads it).
+    """
     what = f"gym env {env_id!r}"
     if render_mode is not None:
         kwargs = {**kwargs, "render_mode": render_mode}
-    if ":" not in env_id:
+    module_name, _, name = env_id.rpartition(":")
+    if module_name:
         try:
-            spec = gymnasium.spec(env_id)
-        except gymnasium.error.Error as exc:
-            raise ValueError(f"unknown gym env id {env_id!r}: {exc}") from exc
-        if isinstance(spec.entry_point, str):
-            check_creator_renders(load_env_creator(spec.entry_point), render_mode, what)
-        elif spec.entry_point is not None:
-            check_creator_renders(spec.entry_point, render_mode, what)
-        return partial(gymnasium.make, env_id, **kwargs)
-    module_name, _, class_name = env_id.partition(":")
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise ValueError(
+                f"cannot import module {module_name!r} for gym env {env_id!r}: {describe_error(exc)}"
+            ) from exc
+        creator = getattr(module, name, None)
+        if callable(creator):
+            check_creator_renders(creator, render_mode, what)
+            return partial(creator, **kwargs)
     try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"cannot import module {module_name!r} for gym env {env_id!r}") from exc
-    env_class = getattr(module, class_name, None)
-    if not callable(env_class):
-        raise ValueError(f"module {module_name!r} has no env class {class_name!r} ({env_id!r})")
-    check_creator_renders(env_class, render_mode, what)
-    return partial(env_class, **kwargs)
+        entry_point = gymnasium.spec(name).entry_point
+    except gymnasium.error.Error as exc:
+        if module_name:
+            raise ValueError(
+                f"module {module_name!r} has no env class or factory {name!r}, and importing it "
+                f"registered no env id {name!r} ({env_id!r}){_close_ids(name)}"
+            ) from exc
+        raise ValueError(
+            f"unknown gym env id {env_id!r}: {describe_error(exc)}{_close_ids(env_id)}; an id that "
+            f"a package registers needs that package imported first: spell it 'package:{env_id}'"
+        ) from exc
+    if isinstance(entry_point, str):
+        check_creator_renders(load_env_creator(entry_point), render_mode, what)
+    elif entry_point is not None:
+        check_creator_renders(entry_point, render_mode, what)
+    # The full ``module:Id``: gymnasium.make imports the module again in an async worker.
+    return partial(gymnasium.make, env_id, **kwargs)
+
+
+def _close_ids(name: str) -> str:
+    """``"; close registered ids: a, b"`` for the ids most like ``name`` (difflib), or ``""``."""
+    close = difflib.get_close_matches(name, list(gymnasium.registry), n=5, cutoff=0.6)
+    return f"; close registered ids: {', '.join(close)}" if close else ""
 
 
 def _check(env_id: str, make_one: Callable[[], gymnasium.Env], render_mode: str | None) -> None:
     try:
         env = make_one()
     except Exception as exc:
-        raise ValueError(f"gym env {env_id!r} could not be built: {exc}") from exc
+        raise ValueError(f"gym env {env_id!r} could not be built: {describe_error(exc)}") from exc
     render_modes = env.metadata.get("render_modes", [])
     try:
         # The bare env: gymnasium's checker warns on wrapped ones and checks less.
         check_env(env.unwrapped, skip_render_check=True)
     except Exception as exc:
-        raise ValueError(f"gym env {env_id!r} failed gymnasium's env checker: {exc}") from exc
+        raise ValueError(f"gym env {env_id!r} failed gymnasium's env checker: {describe_error(exc)}") from exc
     finally:
         env.close()
     # Catches what the constructor check cannot see, e.g. the env a factory function builds.

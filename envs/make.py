@@ -12,6 +12,7 @@ from envs.adapter import EnvMaker
 from envs.atari import make_atari
 from envs.custom import make_gym
 from envs.named import NamedVectorEnv
+from envs.observations import agent_observations
 from envs.popgym import make_popgym
 from envs.procgen import make_procgen
 from envs.recall import make_recall
@@ -44,9 +45,11 @@ def make_vector_env(
             then runs on a slower Python vector env (same observations and actions).
 
     Returns:
-        A vector env with ``metadata["autoreset_mode"]`` set, ``.env_name`` for logs, and
-        finished episodes reported with raw (unclipped) returns in ``info["episode"]["r"]``,
-        lengths in ``info["episode"]["l"]`` and the mask ``info["_episode"]`` of shape (B,).
+        A vector env whose observations are laid out for the agents (:mod:`envs.observations`:
+        images channels-first, n-D Boxes flat, Dict/Tuple as one flat Dict), with
+        ``metadata["autoreset_mode"]`` set, ``.env_name`` for logs, and finished episodes
+        reported with raw (unclipped) returns in ``info["episode"]["r"]``, lengths in
+        ``info["episode"]["l"]`` and the mask ``info["_episode"]`` of shape (B,).
     """
     name = cfg.get("name")
     if name not in ENV_MAKERS:
@@ -55,12 +58,13 @@ def make_vector_env(
         raise ValueError(f"num_envs must be >= 1, got {num_envs}")
     made = ENV_MAKERS[name](cfg, num_envs, render_mode=render_mode)
     try:
-        check_spaces(made.env, made.name)
+        env: VectorEnv = agent_observations(made.env, made.name)
+        check_spaces(env, made.name)
     except ValueError:
         made.env.close()
         raise
     # Statistics before any reward transform, so logged returns stay raw.
-    env: VectorEnv = RecordEpisodeStatistics(made.env)
+    env = RecordEpisodeStatistics(env)
     if made.clip_rewards:
         env = ClipReward(env, min_reward=-1.0, max_reward=1.0)
     env = NamedVectorEnv(env, made.name, seed=seed)

@@ -64,8 +64,8 @@ class TextObsEnv(FixedEnv):
     observation_space = spaces.Text(max_length=4)
 
 
-class MatrixObsEnv(FixedEnv):
-    observation_space = spaces.Box(-1.0, 1.0, (3, 4), np.float32)
+class SquareImageObsEnv(FixedEnv):  # no axis of an (8, 8, 8) image can be told the channel axis
+    observation_space = spaces.Box(0, 255, (8, 8, 8), np.uint8)
 
 
 class TupleActionEnv(FixedEnv):
@@ -163,7 +163,7 @@ def test_bad_config_is_named(tmp_path, choices, values, error, pattern):
     ("env_class", "pattern"),
     [
         ("TextObsEnv", r"unsupported observation space Text\("),
-        ("MatrixObsEnv", r"unsupported observation space Box\(.*\(3, 4\)"),
+        ("SquareImageObsEnv", r"unsupported observation space Box\(.*\(8, 8, 8\)"),
         ("TupleActionEnv", r"unsupported action space Tuple\("),
     ],
 )

@@ -16,7 +16,8 @@ class BadSpaceEnv(gymnasium.Env):
     def __init__(self, kind: str = "text"):
         self.observation_space = {
             "text": spaces.Text(max_length=4),
-            "channels_last": spaces.Box(0, 255, (64, 64, 3), np.uint8),
+            # channels-last images are transposed (test_observation_layout.py); a middle axis is not
+            "channels_middle": spaces.Box(0, 255, (64, 3, 64), np.uint8),
         }[kind]
         self.action_space = spaces.Discrete(2)
         self.observation_space.seed(0)
@@ -86,7 +87,7 @@ def test_unknown_vectorization():
         _gym("CartPole-v1", vectorization="threads")
 
 
-@pytest.mark.parametrize(("kind", "message"), [("text", "Text"), ("channels_last", "channels")])
+@pytest.mark.parametrize(("kind", "message"), [("text", "Text"), ("channels_middle", "channels")])
 def test_unsupported_observation_space_is_named(kind, message):
     with pytest.raises(ValueError, match="unsupported observation space") as error:
         _gym(f"{__name__}:BadSpaceEnv", kwargs={"kind": kind})
