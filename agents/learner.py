@@ -19,6 +19,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
 from agents.losses import actor_critic_loss, gae, normalize
+from agents.observations import Observation, map_obs, obs_to_tensor, stack_obs
 from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
 
@@ -60,7 +61,7 @@ class LearnerConfig:
 class Rollout(NamedTuple):
     """One rollout, time-first: every field is (M, B, ...) except next_value (B,)."""
 
-    obs: Tensor
+    obs: Observation  # (M, B, ...), or {key: (M, B, ...)} for a Dict observation space
     prev_actions: Tensor
     prev_rewards: Tensor
     episode_starts: Tensor  # bool: obs[t] begins an episode (state and traces reset before t)
@@ -138,8 +139,8 @@ class Learner:
     def _action_dtype(self) -> Any:
         return np.float32 if isinstance(self.envs.single_action_space, spaces.Box) else np.int64
 
-    def _to_tensor(self, x: np.ndarray) -> Tensor:
-        return torch.as_tensor(np.asarray(x), device=self.device)
+    def _to_tensor(self, x: Any) -> Any:  # an array -> a tensor; a dict of arrays -> of tensors
+        return obs_to_tensor(x, self.device)
 
     # --- collect ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -190,7 +191,7 @@ class Learner:
         x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
         out, _ = agent.core(x, state * (~start)[:, None].to(state.dtype))
         next_value = agent.heads(out)[1]
-        return Rollout(**{k: torch.stack(v) for k, v in buf.items()}, next_value=next_value)
+        return Rollout(**{k: stack_obs(v) for k, v in buf.items()}, next_value=next_value)
 
     def _record_episodes(self, info: dict[str, Any]) -> None:
         if "episode" not in info:
@@ -254,7 +255,7 @@ class Learner:
         m, b = ro.episode_starts[:, rows].shape
         flat = lambda t: t[:, rows].flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
         x = self.agent.core_input(
-            flat(ro.obs), flat(ro.prev_actions), flat(ro.prev_rewards), flat(ro.episode_starts)
+            map_obs(flat, ro.obs), flat(ro.prev_actions), flat(ro.prev_rewards), flat(ro.episode_starts)
         ).view(m, b, -1)
         outs, rstate_end = self.rule.unroll(
             x, index_rows(self.rstate, rows), ro.episode_starts[:, rows], advance=advance
