@@ -209,14 +209,17 @@ class _LogAndCheckpoint(BaseCallback):
         self._trained = False  # a rollout ended, so train() ran (or runs) on it
         self._grad_sq: list[torch.Tensor] = []  # per parameter, this backward
         self._grad_norms: list[torch.Tensor] = []  # per minibatch, before clipping
+        self._hooks: list[Any] = []
 
     def _on_training_start(self) -> None:
         self.start_time, self.start_step = time.perf_counter(), self.model.num_timesteps
         # SB3 discards clip_grad_norm_'s result: sum |grad|² as gradients land, close it at the step.
-        params = list(self.model.policy.parameters())
-        for p in params:
+        # The handles are removed at the end: a hook held by a parameter would keep the model alive.
+        self._hooks = [
             p.register_post_accumulate_grad_hook(lambda p: self._grad_sq.append(p.grad.detach().pow(2).sum()))
-        self.model.policy.optimizer.register_step_pre_hook(self._close_grad_norm)
+            for p in self.model.policy.parameters()
+        ]
+        self._hooks.append(self.model.policy.optimizer.register_step_pre_hook(self._close_grad_norm))
 
     def _close_grad_norm(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if self._grad_sq:
@@ -234,6 +237,11 @@ class _LogAndCheckpoint(BaseCallback):
 
     def _on_training_end(self) -> None:
         self._log_update()
+
+    def remove_hooks(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
 
     def _log_update(self) -> None:
         """Log the update that followed the last rollout (SB3 trains between the callbacks)."""
@@ -312,6 +320,7 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
         if stop.signal is None:
             model.learn(total_timesteps=int(cfg.total_steps), callback=callback, log_interval=None)
     finally:
+        callback.remove_hooks()
         bar.close()
         save_model(model, ckpt_path)
         final = episode_mean(model, "r")

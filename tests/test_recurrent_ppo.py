@@ -271,6 +271,23 @@ def test_train_writes_run_dir_config_tags_and_checkpoint(tmp_path: Path) -> None
 
 
 @needs_sb3
+def test_grad_norm_is_the_norm_before_clipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """train/grad_norm: the mean over minibatches of what clip_grad_norm_ returns (SB3 drops it)."""
+    norms: list[float] = []
+    clip = torch.nn.utils.clip_grad_norm_
+
+    def recording_clip(*args: Any, **kwargs: Any) -> torch.Tensor:
+        norms.append(float(clip(*args, **kwargs)))
+        return torch.tensor(norms[-1])
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", recording_clip)
+    summary = train(rppo_cfg(total_steps=128), run_dir=tmp_path)
+    (logged,) = EventAccumulator(summary["run_dir"]).Reload().Scalars("train/grad_norm")
+    assert len(norms) >= 4  # 2 epochs of >= 2 minibatches
+    assert logged.value == pytest.approx(np.mean(norms), rel=1e-5)
+
+
+@needs_sb3
 def test_same_seed_same_run_other_seed_not(tmp_path: Path) -> None:
     def run(seed: int, name: str) -> tuple[list[float], dict[str, torch.Tensor]]:
         summary = train(rppo_cfg(seed=seed, total_steps=512), run_dir=tmp_path / name)
