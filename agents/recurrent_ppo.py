@@ -206,6 +206,7 @@ class _LogAndCheckpoint(BaseCallback):
         self.writer, self.bar, self.stop = writer, bar, stop
         self.ckpt_path, self.checkpoint_every = ckpt_path, checkpoint_every
         self.updates = 0
+        self.fps = 0.0  # env steps per second at the last update
         self._trained = False  # a rollout ended, so train() ran (or runs) on it
         self._grad_sq: list[torch.Tensor] = []  # per parameter, this backward
         self._grad_norms: list[torch.Tensor] = []  # per minibatch, before clipping
@@ -258,7 +259,7 @@ class _LogAndCheckpoint(BaseCallback):
         if self._grad_norms:
             self.writer.add_scalar("train/grad_norm", float(torch.stack(self._grad_norms).mean()), step)
             self._grad_norms.clear()
-        fps = (step - self.start_step) / (time.perf_counter() - self.start_time)
+        fps = self.fps = (step - self.start_step) / (time.perf_counter() - self.start_time)
         self.writer.add_scalar("time/fps", fps, step)
         ret = episode_mean(self.model, "r")
         if self.model.ep_info_buffer:
@@ -344,13 +345,15 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     interrupted = "" if stop.signal is None else f" (stopped by {signal.Signals(stop.signal).name})"
     print(
         f"{env_name} {cfg.algo.name}-{cfg.core.name} seed {cfg.seed}: {model.num_timesteps} steps, "
-        f"ep_rew_mean {final:.3f}{interrupted}; run in {run_dir}"
+        f"ep_rew_mean {final:.3f}, {callback.fps:.0f} steps/s{interrupted}; run in {run_dir}"
     )
-    return {
+    return {  # the keys of train.train's summary
         "ep_rew_mean": final,
         "global_step": model.num_timesteps,
+        "fps": callback.fps,
         "updates": callback.updates,
-        "skipped_updates": 0,
+        "skipped_updates": 0,  # SB3 applies every step (it does not skip non-finite gradients)
+        "processes": 1,
         "run_dir": str(run_dir),
         "checkpoint": str(ckpt_path),
     }

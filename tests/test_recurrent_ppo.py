@@ -271,6 +271,18 @@ def test_train_writes_run_dir_config_tags_and_checkpoint(tmp_path: Path) -> None
 
 
 @needs_sb3
+def test_summary_has_the_keys_of_our_learners(tmp_path: Path) -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        ours = compose(
+            "config", overrides=["total_steps=32", "num_envs=2", "core.hidden_size=8", "progress=false"]
+        )
+    expected = train(ours, run_dir=tmp_path / "ours")
+    summary = train(rppo_cfg(total_steps=128), run_dir=tmp_path / "rppo")
+    assert set(summary) == set(expected)
+    assert summary["fps"] > 0 and summary["processes"] == 1
+
+
+@needs_sb3
 def test_grad_norm_is_the_norm_before_clipping(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """train/grad_norm: the mean over minibatches of what clip_grad_norm_ returns (SB3 drops it)."""
     norms: list[float] = []
