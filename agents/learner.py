@@ -9,6 +9,7 @@ are reset only per environment, when its episode ends.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -117,6 +118,11 @@ class Learner:
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
         self.skipped_updates = 0
+        # Data-parallel hooks (agents.distributed sets both; one process keeps these defaults):
+        # advantage normalisation of a minibatch, and a call between backward and clipping that
+        # combines the gradients with the other ranks', given the minibatch's valid mask (M, b).
+        self.normalize_advantages: Callable[[Tensor, Tensor], Tensor] = normalize
+        self.average_gradients: Callable[[Tensor], None] | None = None
         self.episode_returns: deque[float] = deque(maxlen=100)
         self.episode_lengths: deque[int] = deque(maxlen=100)
         self.rstate = rule.initial_state(self.num_envs)
@@ -225,6 +231,8 @@ class Learner:
                 terms, rstate_end = self.rollout_loss(ro, rows, advantages, returns, last_epoch)
                 self.optimizer.zero_grad(set_to_none=True)
                 terms.loss.backward()
+                if self.average_gradients is not None:
+                    self.average_gradients(ro.valid[:, rows])
                 grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 if torch.isfinite(grad_norm):  # sync point: never apply NaN or Inf to the weights
                     self.optimizer.step()
@@ -264,7 +272,7 @@ class Learner:
         valid = ro.valid[:, rows]
         adv = advantages[:, rows]
         if self.cfg.norm_adv:
-            adv = normalize(adv, valid)
+            adv = self.normalize_advantages(adv, valid)
         terms = actor_critic_loss(
             dist.log_prob(ro.actions[:, rows]),
             dist.entropy(),
