@@ -1,31 +1,44 @@
-"""Training throughput on POPGym: the RTRL agent against sb3-contrib's RecurrentPPO.
+"""Training speed on POPGym RepeatPreviousEasy: our learners against sb3-contrib's RecurrentPPO,
+at matched update work, and the time each takes to reach a return.
 
-What is measured: environment steps per second of training (acting and learning, end to end)
-on popgym-RepeatPreviousEasy-v0 with 16 environments, on this machine, in the same run:
+**Throughput (default).** Env steps per second of training (acting and learning, end to end) on
+``env=popgym`` (RepeatPreviousEasy) with 16 envs, every agent built from train.py's configs in
+the same run, through the same env factory:
 
-* ``RTRL``: train.py's learner, ``build(cfg, device)`` for ``env=popgym algo=rtrl`` (eLSTM, N =
-  --hidden 128), num_envs 16, every other setting the config's default; timed over
-  ``learner.update(learner.collect())`` iterations. ``TBPTT`` (eLSTM) and ``KFRTRL`` (its
-  default core, RHN) are the same learner with another rule (--agents to choose).
-* ``RecurrentPPO``: sb3-contrib, ``MlpLstmPolicy`` with lstm_hidden_size = --hidden, on
-  ``make_vec_env("popgym-RepeatPreviousEasy-v0", n_envs=16)`` (DummyVecEnv), n_steps = --sb3-n-steps
-  (128, SB3's default), every other setting SB3's default; timed over ``model.learn``.
+* ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``build(cfg, device)``) for
+  ``algo=rtrl`` (eLSTM), ``algo=tbptt`` (eLSTM) and ``algo=kfrtrl`` (RHN), timed over
+  ``learner.update(learner.collect())``;
+* ``RecurrentPPO``: ``algo=rppo`` (agents/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
+  envs through the SB3 VecEnv adapter), timed over ``model.learn``.
 
-Each agent is built and warmed up first (--warmup-steps; RecurrentPPO always runs whole updates
-of n_steps × 16 = 2048 steps), then the agents take turns, each running ~--steps env steps per
-turn (RecurrentPPO --sb3-steps: it is ~10× slower; the order reversed every round, --rounds
-rounds); steps/s
-is the median over rounds and ``×SB3`` the median of the per-round ratios to RecurrentPPO. All
-run with the same torch.set_num_threads (--threads). Target (d): RTRL ×SB3 ≥ 3.
+For each rollout length M in --rollout-lens every agent does the same update work per env step:
+PPO over rollouts of M steps × 16 envs, --epochs epochs of --minibatches minibatches of
+16 / minibatches whole envs × M steps (RecurrentPPO: ``n_steps`` = M, ``n_epochs`` = epochs,
+``batch_size`` = 16 × M / minibatches env steps), hidden size --hidden for the core and SB3's
+LSTM. What still differs is the network: SB3's policy has a second LSTM for the critic (its
+default, ``enable_critic_lstm``) and MLP heads after it; ours one core with linear heads after
+an MLP encoder. The footer lists both.
 
-The two do different amounts of learning per env step (epochs, minibatch sizes, two LSTMs in
-SB3's policy against one core here): the footer lists them. The table is the wall-clock cost of
-each library's default recipe, not of equal work.
+Each agent is built and warmed up first (--warmup-steps), then the agents take turns, ~--steps env
+steps each per turn, the order reversed every round (--rounds); steps/s is the median over
+rounds, ``×RPPO`` the median of the per-round ratios to RecurrentPPO at the same M. All run
+with the same torch.set_num_threads (--threads).
+
+**Time to a return (--time-to R).** For each agent in turn, in one run on this machine, one
+``train.train(cfg)`` job (train.py's loop, or the rppo path for RecurrentPPO) on RepeatPreviousEasy
+for --budget env steps at --seed, logged under --log-dir; then, from its event file
+(``agents.compare.load_run``), the env steps and wall-clock seconds (since the run's first event)
+at the first logged ``rollout/ep_rew_mean`` ≥ R. Agents (``TIME_TO_AGENTS``): rtrl-elstm,
+rtrl-rtu, kfrtrl-rhn, tbptt-lstm at the config defaults, and RecurrentPPO with the recipe of
+issue 9's table (LSTM 128, n_steps 64, 4 epochs × 4 minibatches of 256). Random play scores about
+-0.5 on this task.
 
 Usage:
-    python -m benchmarks.throughput                    # ~3-4 min on 2 cores
-    python -m benchmarks.throughput --quick            # ~1 min
-    python -m benchmarks.throughput --agents rtrl sb3 --steps 40000 --rounds 3 --threads 1
+    python -m benchmarks.throughput                          # ~3-4 min on 2 cores
+    python -m benchmarks.throughput --quick                  # ~1 min
+    python -m benchmarks.throughput --agents rtrl rppo --rollout-lens 8 --steps 16384 --rounds 3
+    python -m benchmarks.throughput --time-to 0.9            # 5 runs of 300k steps: hours on 2 cores
+    python -m benchmarks.throughput --time-to 0.9 --time-agents rtrl-rtu rppo-lstm --budget 100000
 """
 
 from __future__ import annotations
@@ -37,8 +50,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see benchmarks/rules.py
 import argparse
 import statistics
 import time
-import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -53,74 +66,102 @@ from benchmarks.common import (
     run_learner_steps,
 )
 
-GYM_ID = "popgym-RepeatPreviousEasy-v0"
+ENV = ["env=popgym", "env.id=RepeatPrevious", "env.difficulty=Easy", "num_envs=16", "device=cpu"]
 OURS = ("rtrl", "tbptt", "kfrtrl")
-BASELINE = "sb3"
+BASELINE = "rppo"
+# --time-to: label -> train.py overrides (after ENV)
+TIME_TO_AGENTS: dict[str, list[str]] = {
+    "rtrl-elstm": ["algo=rtrl"],
+    "rtrl-rtu": ["algo=rtrl", "core=rtu"],
+    "kfrtrl-rhn": ["algo=kfrtrl"],
+    "tbptt-lstm": ["algo=tbptt", "core=lstm"],
+    "rppo-lstm": [
+        "algo=rppo",
+        "core.hidden_size=128",
+        "algo.n_steps=64",
+        "algo.n_epochs=4",
+        "algo.batch_size=256",
+    ],
+}
 
 
+@dataclass
 class Agent:
     """Something that trains for ~n env steps and says how many it took."""
 
-    def __init__(self, label: str, run: Callable[[int], int], describe: str) -> None:
-        self.label, self.run, self.describe = label, run, describe
+    label: str
+    run: Callable[[int], int]
+    describe: str
 
 
-def make_ours(algo: str, args: argparse.Namespace) -> Agent:
+@dataclass(frozen=True)
+class Work:
+    """The update work every agent does at one rollout length."""
+
+    rollout_len: int  # M, RecurrentPPO's n_steps
+    epochs: int
+    minibatches: int  # per epoch
+    hidden: int
+    num_envs: int = 16
+
+    @property
+    def batch_steps(self) -> int:
+        """Env steps per minibatch (RecurrentPPO's batch_size)."""
+        return self.num_envs // self.minibatches * self.rollout_len
+
+    def grad_steps_per_1k(self) -> float:
+        return self.epochs * self.minibatches / (self.rollout_len * self.num_envs) * 1000
+
+
+def make_ours(algo: str, work: Work) -> Agent:
     learner, cfg = build_learner(
         [
-            "env=popgym",
-            "env.id=RepeatPrevious",
-            "env.difficulty=Easy",
+            *ENV,
             f"algo={algo}",
-            f"core.hidden_size={args.hidden}",
-            "num_envs=16",
-            "device=cpu",
+            f"core.hidden_size={work.hidden}",
+            f"algo.rollout_len={work.rollout_len}",
+            "algo.update=ppo",
+            f"algo.num_epochs={work.epochs}",
+            f"algo.num_minibatches={work.minibatches}",
         ]
     )
     a = cfg.algo
     describe = (
         f"{algo.upper()}: {cfg.core.name} N={cfg.core.hidden_size}, encoder one-hot → MLP "
-        f"{list(cfg.policy.mlp_hidden)}, rollout {a.rollout_len}×{cfg.num_envs} = "
-        f"{a.rollout_len * cfg.num_envs} steps/update, {a['update']} {a.num_epochs} epochs × "
-        f"{a.num_minibatches} minibatches of {cfg.num_envs // a.num_minibatches} envs × {a.rollout_len} "
-        f"steps ({a.num_epochs * a.num_minibatches / (a.rollout_len * cfg.num_envs) * 1000:.0f} "
-        f"grad steps per 1k env steps), lr {a.lr}"
+        f"{list(cfg.policy.mlp_hidden)} (+ previous action and reward), linear heads; M={a.rollout_len}, "
+        f"{a.num_epochs} epochs × {a.num_minibatches} minibatches of {cfg.num_envs // a.num_minibatches} "
+        f"envs × {a.rollout_len} steps, lr {a.lr}"
     )
     return Agent(algo.upper(), lambda n: run_learner_steps(learner, n), describe)
 
 
-def make_sb3(args: argparse.Namespace) -> Agent:
-    import popgym  # noqa: F401  (registers the popgym ids)
-    from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.env_util import make_vec_env
+def make_rppo(work: Work) -> Agent:
+    from agents.recurrent_ppo import make_model
 
-    with warnings.catch_warnings():  # make_vec_env asks for render_mode="rgb_array"; popgym has none
-        warnings.filterwarnings("ignore", message=".*render_mode.*")
-        env = make_vec_env(GYM_ID, n_envs=16, seed=0)
-    model = RecurrentPPO(
-        "MlpLstmPolicy",
-        env,
-        n_steps=args.sb3_n_steps,
-        policy_kwargs={"lstm_hidden_size": args.hidden},
-        device="cpu",
-        seed=0,
-        verbose=0,
+    cfg = compose_config(
+        [
+            *ENV,
+            "algo=rppo",
+            f"core.hidden_size={work.hidden}",
+            f"algo.n_steps={work.rollout_len}",
+            f"algo.n_epochs={work.epochs}",
+            f"algo.batch_size={work.batch_steps}",
+        ]
     )
+    torch.manual_seed(cfg.seed)
+    model = make_model(cfg, torch.device("cpu"))
 
     def run(n: int) -> int:
         start = model.num_timesteps
-        model.learn(total_timesteps=n, reset_num_timesteps=False, progress_bar=False)
+        model.learn(total_timesteps=n, reset_num_timesteps=False, log_interval=None)
         return model.num_timesteps - start
 
     p = model.policy
-    per_update = model.n_steps * env.num_envs
-    grad_steps = model.n_epochs * (per_update // model.batch_size)
+    critic = f"LSTM {p.lstm_critic.hidden_size} (critic)" if p.lstm_critic else "no critic LSTM"
     describe = (
-        f"SB3 RecurrentPPO: MlpLstmPolicy, LSTM {p.lstm_actor.hidden_size} (actor) + "
-        f"{'LSTM ' + str(p.lstm_critic.hidden_size) + ' (critic)' if p.lstm_critic else 'no critic LSTM'}"
-        f", net_arch {p.net_arch}, n_steps {model.n_steps}×{env.num_envs} = {per_update} steps/update, "
-        f"{model.n_epochs} epochs × batch {model.batch_size} ({grad_steps / per_update * 1000:.0f} grad "
-        f"steps per 1k env steps), lr {model.learning_rate}"
+        f"RecurrentPPO: {type(p).__name__}, LSTM {p.lstm_actor.hidden_size} (actor) + {critic}, "
+        f"net_arch {p.net_arch}; n_steps={model.n_steps}, {model.n_epochs} epochs × batch "
+        f"{model.batch_size} steps, lr {model.learning_rate}"
     )
     return Agent("RecurrentPPO", run, describe)
 
@@ -133,72 +174,134 @@ def timed(agent: Agent, n: int, threads: int) -> float:
     return steps / (time.perf_counter() - start)
 
 
+def throughput(args: argparse.Namespace) -> None:
+    """The matched-work table: one block of rows per rollout length."""
+    rows: list[list[str]] = []
+    footer: list[str] = []
+    for m in args.rollout_lens:
+        work = Work(m, args.epochs, args.minibatches, args.hidden)
+        agents = {
+            name: make_rppo(work) if name == BASELINE else make_ours(name, work) for name in args.agents
+        }
+        for agent in agents.values():
+            agent.run(args.warmup_steps)
+        order = list(agents)
+        rates: dict[str, list[float]] = {name: [] for name in agents}
+        for rnd in range(args.rounds):
+            for name in order if rnd % 2 == 0 else reversed(order):
+                rates[name].append(timed(agents[name], args.steps, args.threads))
+        for name, agent in agents.items():
+            rows.append(
+                [
+                    agent.label,
+                    str(m),
+                    f"{work.epochs}×{work.minibatches}×{work.batch_steps}",
+                    f"{work.grad_steps_per_1k():.0f}",
+                    f"{statistics.median(rates[name]):.0f}",
+                    " ".join(f"{r:.0f}" for r in rates[name]),
+                    f"{paired_median_ratio(rates[name], rates[BASELINE]):.2f}",
+                ]
+            )
+        rows.append([])
+        footer += [f"  M={m}: {agent.describe}" for agent in agents.values()]
+    head = ("agent", "M", "epochs×mb×steps", "grad/1k", "steps/s", "per round", "×RPPO")
+    print(format_table(head, rows[:-1]))
+    print(
+        f"\nsteps/s: env steps per second of training (collect + update), median over rounds; ×RPPO: "
+        f"median per-round ratio to RecurrentPPO at the same M. epochs×mb×steps: PPO epochs × "
+        f"minibatches per epoch × env steps per minibatch; grad/1k: optimizer steps per 1000 env "
+        f"steps (equal within a block). torch threads {args.threads} for all (train.py would use "
+        f"torch_threads={compose_config([]).torch_threads})."
+    )
+    print("Agents:")
+    print("\n".join(footer))
+
+
+def time_to(args: argparse.Namespace) -> None:
+    """For each agent in turn: one train.train job, then steps and seconds to the threshold."""
+    from agents.compare import load_run
+    from train import train
+
+    rows = []
+    for label in args.time_agents:
+        cfg = compose_config(
+            [
+                *ENV,
+                *TIME_TO_AGENTS[label],
+                f"seed={args.seed}",
+                f"total_steps={args.budget}",
+                f"log_dir={args.log_dir}",
+                f"torch_threads={args.threads}",
+                "progress=false",
+            ]
+        )
+        summary = train(cfg)
+        run = load_run(summary["run_dir"])
+        reached = None if run is None else run.first_reach(args.time_to)
+        rows.append(
+            [
+                label,
+                "never" if reached is None else str(reached[0]),
+                "-" if reached is None else f"{reached[1]:.0f}",
+                f"{summary['ep_rew_mean']:.3f}",
+                "-" if run is None or run.steps_per_second is None else f"{run.steps_per_second:.0f}",
+                summary["run_dir"],
+            ]
+        )
+    head = ("agent", f"steps to ≥{args.time_to}", "seconds", "final", "steps/s", "run")
+    print(format_table(head, rows, left={0, 5}))
+    print(
+        f"\nOne train.py job per agent, one after another, seed {args.seed}, budget {args.budget} "
+        f"env steps, torch threads {args.threads}. steps / seconds: at the first logged "
+        f"rollout/ep_rew_mean (mean of the last 100 episodes) ≥ {args.time_to}, seconds since "
+        "the run's first event; final: that mean at the end; steps/s: the last time/fps. "
+        f"A report with curves: python -m agents.compare {args.log_dir} --out OUT --threshold {args.time_to}"
+    )
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument(
-        "--agents", nargs="+", default=["rtrl", "sb3", "tbptt", "kfrtrl"], choices=[*OURS, BASELINE]
-    )
+    p.add_argument("--agents", nargs="+", default=["rtrl", "tbptt", BASELINE], choices=[*OURS, BASELINE])
+    p.add_argument("--rollout-lens", nargs="+", type=int, default=[8, 64], help="M (RecurrentPPO n_steps)")
+    p.add_argument("--epochs", type=int, default=4, help="PPO epochs per update, for every agent")
+    p.add_argument("--minibatches", type=int, default=4, help="minibatches per epoch, for every agent")
     p.add_argument("--hidden", type=int, default=128, help="core / LSTM size")
-    p.add_argument("--steps", type=int, default=16384, help="env steps per turn of our agents")
-    p.add_argument(
-        "--sb3-steps", type=int, default=8192, help="env steps per turn of RecurrentPPO (~150/s here)"
-    )
+    p.add_argument("--steps", type=int, default=8192, help="env steps per turn")
     p.add_argument("--warmup-steps", type=int, default=2048, help="untimed env steps per agent first")
     p.add_argument("--rounds", type=int, default=2, help="turns per agent (A/B/A/B...)")
-    p.add_argument("--sb3-n-steps", type=int, default=128, help="RecurrentPPO n_steps (per env)")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch.set_num_threads")
-    p.add_argument("--quick", action="store_true", help="~1 minute: one round, 4096 (SB3: 2048) steps")
+    p.add_argument("--quick", action="store_true", help="~1 minute: M = 8 only, one round of 4096 steps")
+    p.add_argument("--time-to", type=float, default=None, help="instead: steps and seconds to this return")
+    p.add_argument("--time-agents", nargs="+", default=list(TIME_TO_AGENTS), choices=list(TIME_TO_AGENTS))
+    p.add_argument("--budget", type=int, default=300_000, help="--time-to: env steps per run")
+    p.add_argument("--seed", type=int, default=0, help="--time-to: seed of every run")
+    p.add_argument("--log-dir", default="runs/throughput", help="--time-to: where the runs go")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.sb3_steps, args.rounds, args.warmup_steps = 4096, 2048, 1, 1024
+        args.rollout_lens, args.steps, args.rounds, args.warmup_steps = [8], 4096, 1, 1024
     if BASELINE not in args.agents:
         args.agents.append(BASELINE)
+    if 16 % args.minibatches:
+        p.error(f"--minibatches must divide the 16 envs, got {args.minibatches}")
     return args
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(None if argv is None else list(argv))
     clock = Stopwatch()
     torch.set_num_threads(args.threads)
-    print(
-        header(
-            f"{GYM_ID}, 16 envs, hidden {args.hidden}, ~{args.steps} env steps per turn "
-            f"(RecurrentPPO ~{args.sb3_steps}), {args.rounds} rounds (after ~{args.warmup_steps} "
-            "warm-up steps)"
+    if args.time_to is not None:
+        print(header(f"popgym RepeatPreviousEasy, 16 envs, time to a mean return ≥ {args.time_to}"))
+        time_to(args)
+    else:
+        print(
+            header(
+                f"popgym RepeatPreviousEasy, 16 envs, hidden {args.hidden}, M {args.rollout_lens}, "
+                f"~{args.steps} env steps per turn, {args.rounds} rounds (after ~{args.warmup_steps} "
+                "warm-up steps)"
+            )
         )
-    )
-    agents = {name: make_sb3(args) if name == BASELINE else make_ours(name, args) for name in args.agents}
-    for agent in agents.values():
-        agent.run(args.warmup_steps)
-    order = list(agents)
-    rates: dict[str, list[float]] = {name: [] for name in agents}
-    for rnd in range(args.rounds):
-        for name in order if rnd % 2 == 0 else reversed(order):
-            steps = args.sb3_steps if name == BASELINE else args.steps
-            rates[name].append(timed(agents[name], steps, args.threads))
-    rows = []
-    for name, agent in agents.items():
-        rows.append(
-            [
-                agent.label,
-                f"{statistics.median(rates[name]):.0f}",
-                " ".join(f"{r:.0f}" for r in rates[name]),
-                f"{paired_median_ratio(rates[name], rates[BASELINE]):.2f}",
-            ]
-        )
-    print(format_table(("agent", "steps/s", "per round", "×SB3"), rows))
-    print(
-        f"\nsteps/s: env steps per second of training (collect + update), median over rounds; "
-        f"×SB3: median per-round ratio to RecurrentPPO. Target (d): RTRL ≥ 3×. "
-        f"torch threads {args.threads} for all."
-    )
-    print("Configs (each library's defaults otherwise):")
-    for agent in agents.values():
-        print("  " + agent.describe)
-    print(
-        f"  train.py would run with torch_threads={compose_config([]).torch_threads} (configs/config.yaml); "
-        f"here all use --threads {args.threads}."
-    )
+        throughput(args)
     print(f"\n{clock}")
 
 
