@@ -1,0 +1,465 @@
+"""The memory-task suite: ``python -m benchmarks.suite memory`` (or ``quick``), resumable.
+
+``configs/suite/<suite>.yaml`` declares the tasks (env overrides and a step budget), the agents
+(algo and core overrides) and the seeds. This module expands them into cells, one training run
+each, skips the cells that have finished, runs the rest as a Hydra multirun of ``train.train``
+and then writes the report with ``python -m agents.compare``. It adds no training code.
+
+- **Cells** run in ``<suite_dir>/<task>/<agent>/seed<k>`` (default suite_dir ``runs/suite/<suite>``),
+  ordered seed first, so a suite stopped half-way has whole seeds to compare.
+- **Launcher**: Hydra's joblib launcher with ``hydra.launcher.n_jobs`` (default: the suite's
+  ``n_jobs``) cells at a time; any other Hydra launcher by override, e.g.
+  ``hydra/launcher=submitit_slurm hydra.launcher.partition=cpu hydra.launcher.timeout_min=120``.
+- **Resuming**: a cell that trained its whole budget leaves ``suite_cell.json`` (the cell, the
+  summary, the wall time) and is skipped from then on. A cell without it starts again, from its
+  ``checkpoint.pt`` (``resume=``) when that run had the same config, else from scratch in a
+  cleared directory. A cell that raises is logged in ``suite_cell_error.txt`` and the others go on.
+- **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
+  [--threshold X]`` over every run under the suite dir, after the cells.
+
+A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo`` and
+``core`` keys: the task describes the task, never the learner.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Idle OpenMP threads sleep instead of spinning (see train.py); set before any worker imports torch.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import logging
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+__all__ = [
+    "MARKER",
+    "SUITE_CONFIGS",
+    "Cell",
+    "Suite",
+    "Task",
+    "cell_finished",
+    "compose_cell",
+    "expand",
+    "launch",
+    "load_suite",
+    "main",
+    "pending_cells",
+    "report",
+    "run_cell",
+    "suite_names",
+]
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+SUITE_CONFIGS = CONFIGS / "suite"
+MARKER = "suite_cell.json"  # written into a cell's run dir once it has trained its whole budget
+ERROR_FILE = "suite_cell_error.txt"
+_JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
+# Top-level config keys each kind of entry may set (the part before the first dot or slash).
+_TASK_KEYS = ("env", "policy")
+_AGENT_KEYS = ("algo", "core")
+_COMMON_FORBIDDEN = (*_TASK_KEYS, *_AGENT_KEYS, "seed", "total_steps", "resume", "log_dir")
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One task: its env (and policy-input) overrides, its budget, optionally a subset of agents."""
+
+    overrides: tuple[str, ...]
+    total_steps: int
+    agents: tuple[str, ...] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Suite:
+    """A suite config (configs/suite/<name>.yaml) after validation."""
+
+    name: str
+    seeds: tuple[int, ...]
+    agents: dict[str, tuple[str, ...]]
+    tasks: dict[str, Task]
+    common: tuple[str, ...] = ()
+    threshold: float | None = None
+    n_jobs: int = 2
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training run of the suite: train.py's config = config.yaml + ``overrides``."""
+
+    task: str
+    agent: str
+    seed: int
+    total_steps: int
+    overrides: tuple[str, ...]
+    run_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        return cls(**{**data, "overrides": tuple(data["overrides"])})
+
+
+# ---------------------------------------------------------------- suite config
+
+
+def suite_names() -> list[str]:
+    """The suites in configs/suite/."""
+    return sorted(p.stem for p in SUITE_CONFIGS.glob("*.yaml"))
+
+
+def load_suite(name_or_path: str | Path) -> Suite:
+    """Read and check a suite: a name in configs/suite/ or the path of a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix not in (".yaml", ".yml"):
+        path = SUITE_CONFIGS / f"{name_or_path}.yaml"
+        if not path.is_file():
+            raise ValueError(f"unknown suite {str(name_or_path)!r}; valid suites: {', '.join(suite_names())}")
+    elif not path.is_file():
+        raise FileNotFoundError(f"no suite config at {path}")
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
+    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
+    for key in ("seeds", "agents", "tasks"):
+        if not raw.get(key):
+            raise ValueError(f"{path}: '{key}' is missing or empty")
+    if not all(isinstance(s, int) for s in raw["seeds"]) or len(set(raw["seeds"])) != len(raw["seeds"]):
+        raise ValueError(f"{path}: seeds must be distinct integers, got {raw['seeds']!r}")
+    agents = {
+        str(name): _overrides(overrides, f"{path}: agent {name!r}", allowed=_AGENT_KEYS)
+        for name, overrides in raw["agents"].items()
+    }
+    tasks = {
+        str(name): _task(entry, f"{path}: task {name!r}", agents) for name, entry in raw["tasks"].items()
+    }
+    for name in (*agents, *tasks):
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"{path}: {name!r} is not a usable directory name")
+    common = _overrides(raw.get("common") or [], f"{path}: common", forbidden=_COMMON_FORBIDDEN)
+    threshold = raw.get("threshold")
+    if threshold is not None and not isinstance(threshold, int | float):
+        raise ValueError(f"{path}: threshold must be a number or null, got {threshold!r}")
+    n_jobs = raw.get("n_jobs", 2)
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
+    return Suite(
+        name=path.stem,
+        seeds=tuple(raw["seeds"]),
+        agents=agents,
+        tasks=tasks,
+        common=common,
+        threshold=None if threshold is None else float(threshold),
+        n_jobs=n_jobs,
+    )
+
+
+def _task(entry: Any, where: str, agents: Mapping[str, Any]) -> Task:
+    if not isinstance(entry, dict):
+        raise ValueError(f"{where}: expected a mapping with overrides and total_steps, got {entry!r}")
+    unknown = sorted(set(entry) - {"overrides", "total_steps", "agents"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: agents, overrides, total_steps")
+    steps = entry.get("total_steps")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"{where}: total_steps must be a positive integer, got {steps!r}")
+    subset = entry.get("agents")
+    if subset is not None:
+        missing = [a for a in subset if a not in agents]
+        if missing or not subset:
+            raise ValueError(f"{where}: unknown agent(s) {missing}; valid agents: {', '.join(agents)}")
+        subset = tuple(subset)
+    overrides = _overrides(entry.get("overrides") or [], where, allowed=_TASK_KEYS)
+    return Task(overrides=overrides, total_steps=steps, agents=subset)
+
+
+def _overrides(
+    overrides: Any, where: str, allowed: Sequence[str] = (), forbidden: Sequence[str] = ()
+) -> tuple[str, ...]:
+    """Check a list of Hydra overrides: ``key=value`` whose top-level key is allowed."""
+    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
+        raise ValueError(f"{where}: overrides must be a list of 'key=value' strings, got {overrides!r}")
+    for override in overrides:
+        key, eq, _ = override.partition("=")
+        top = key.lstrip("+~").split(".")[0].split("/")[0]
+        if not eq or not top:
+            raise ValueError(f"{where}: {override!r} is not a 'key=value' override")
+        if (allowed and top not in allowed) or top in forbidden:
+            rule = f"may only set {', '.join(allowed)} keys" if allowed else f"may not set {top!r}"
+            raise ValueError(f"{where}: {override!r}: this entry {rule}")
+    return tuple(overrides)
+
+
+# ---------------------------------------------------------------- cells
+
+
+def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
+    """Every cell of the suite, seed first, then task and agent in the config's order."""
+    suite_dir = Path(suite_dir).resolve()
+    cells = []
+    for seed in suite.seeds:
+        for task_name, task in suite.tasks.items():
+            for agent in task.agents or tuple(suite.agents):
+                overrides = (
+                    *suite.common,
+                    *task.overrides,
+                    *suite.agents[agent],
+                    f"seed={seed}",
+                    f"total_steps={task.total_steps}",
+                )
+                run_dir = suite_dir / task_name / agent / f"seed{seed}"
+                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir)))
+    return cells
+
+
+def cell_finished(cell: Cell) -> bool:
+    """True when the cell's run dir holds a done marker for these same overrides.
+
+    Raises if the marker is for other overrides (a suite config edited under a finished suite):
+    the old run would otherwise pass for the new cell.
+    """
+    marker = Path(cell.run_dir) / MARKER
+    if not marker.is_file():
+        return False
+    done = json.loads(marker.read_text())["cell"]
+    if tuple(done["overrides"]) != cell.overrides:
+        raise ValueError(
+            f"{marker} is for the overrides {done['overrides']}, but the suite now asks for "
+            f"{list(cell.overrides)}; delete that run dir to re-run it, or use another --dir"
+        )
+    return True
+
+
+def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
+    """The cells still to run."""
+    return [cell for cell in cells if not cell_finished(cell)]
+
+
+def compose_cell(cell: Cell) -> DictConfig:
+    """train.py's config for the cell, composed as the CLI would (inside a Hydra app or not)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside the multirun app, whose search path is configs/
+        return compose("config", overrides=list(cell.overrides))
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=list(cell.overrides))
+
+
+def run_cell(cell: Cell) -> dict[str, Any]:
+    """Train one cell (resuming its checkpoint if it has one) and mark it done if it finished.
+
+    Returns ``{"status": "done" | "stopped" | "failed", ...}``; never raises for a failed run, so
+    that one bad cell does not cancel the others (joblib cancels pending jobs on an exception).
+    """
+    run_dir = Path(cell.run_dir)
+    try:
+        if str(ROOT) not in sys.path:  # train.py sits at the repo root, outside the packages
+            sys.path.insert(0, str(ROOT))
+        from train import train
+
+        cfg = compose_cell(cell)
+        checkpoint = run_dir / "checkpoint.pt"
+        resumed = checkpoint.is_file() and _same_config(run_dir / "config.yaml", cfg)
+        if resumed:
+            cfg.resume = str(checkpoint)
+        elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
+            shutil.rmtree(run_dir)
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
+        start = time.time()
+        summary = train(cfg, run_dir)
+        wall = time.time() - start
+    except Exception:
+        error = traceback.format_exc()
+        log.error("suite cell %s/%s/seed%d failed:\n%s", cell.task, cell.agent, cell.seed, error)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).write_text(error)
+        return {"status": "failed", "cell": cell.to_dict(), "error": error}
+    if summary["global_step"] < cfg.total_steps:  # stopped by a signal: it resumes next time
+        return {"status": "stopped", "cell": cell.to_dict(), "summary": summary}
+    record = {
+        "cell": cell.to_dict(),
+        "summary": summary,
+        "wall_s": round(wall, 1),
+        "resumed": resumed,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    tmp = run_dir / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
+    return {"status": "done", **record}
+
+
+def _same_config(path: Path, cfg: DictConfig) -> bool:
+    """Whether the run saved at ``path`` had this config (``resume`` aside)."""
+    if not path.is_file():
+        return False
+    saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    saved.pop("resume", None)
+    new.pop("resume", None)
+    return saved == new
+
+
+# ---------------------------------------------------------------- launch
+
+
+def _register_job_config() -> None:
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(name=_JOB_CONFIG, node={"cells_file": "???", "cell": "???"})
+
+
+def _job(cfg: DictConfig) -> dict[str, Any]:
+    """The multirun app's task: run cell number ``cfg.cell`` of ``cfg.cells_file``."""
+    cells = json.loads(Path(cfg.cells_file).read_text())
+    return run_cell(Cell.from_dict(cells[int(cfg.cell)]))
+
+
+@contextlib.contextmanager
+def _argv(argv: list[str]) -> Iterator[None]:
+    saved = sys.argv
+    sys.argv = argv
+    try:
+        yield
+    finally:
+        sys.argv = saved
+
+
+def launch(
+    cells: Sequence[Cell], launch_dir: str | Path, overrides: Sequence[str] = (), n_jobs: int = 2
+) -> None:
+    """Run ``cells`` as one Hydra multirun (``cell=0,1,...``) under ``launch_dir``.
+
+    ``overrides`` are Hydra overrides for the launcher. Without ``hydra/launcher=...`` it is
+    joblib; a joblib launcher gets ``hydra.launcher.n_jobs=n_jobs`` unless one is given.
+    """
+    import hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    if not cells:
+        return
+    launch_dir = Path(launch_dir).resolve()
+    launch_dir.mkdir(parents=True, exist_ok=True)
+    cells_file = launch_dir / "cells.json"
+    cells_file.write_text(json.dumps([c.to_dict() for c in cells], indent=1))
+    extra = list(overrides)
+    launcher = next((o.split("=", 1)[1] for o in extra if o.startswith("hydra/launcher=")), None)
+    if launcher is None:
+        launcher = "joblib"
+        extra.insert(0, "hydra/launcher=joblib")
+    if launcher == "joblib" and not any(o.startswith("hydra.launcher.n_jobs=") for o in extra):
+        extra.append(f"hydra.launcher.n_jobs={n_jobs}")
+    argv = [
+        "benchmarks.suite",
+        "--multirun",
+        f"cell={','.join(str(i) for i in range(len(cells)))}",
+        f"cells_file='{cells_file}'",
+        f"hydra.sweep.dir='{launch_dir}'",
+        "hydra.sweep.subdir=cell${cell}",
+        "hydra.job.chdir=false",
+        *extra,
+    ]
+    _register_job_config()
+    app = hydra.main(config_path=str(CONFIGS), config_name=_JOB_CONFIG, version_base="1.3")(_job)
+    GlobalHydra.instance().clear()  # a previous launch in this process leaves it set
+    try:
+        with _argv(argv):
+            app()
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def report(
+    suite_dir: str | Path, out: str | Path, threshold: float | None = None, module: str = "agents.compare"
+) -> int:
+    """``python -m agents.compare <suite_dir> --out <out> [--threshold X]``; its exit status."""
+    cmd = [sys.executable, "-m", module, str(suite_dir), "--out", str(out)]
+    if threshold is not None:
+        cmd += ["--threshold", str(threshold)]
+    print("+ " + shlex.join(cmd), flush=True)
+    return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+# ---------------------------------------------------------------- CLI
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m benchmarks.suite SUITE [options] [hydra overrides]``; returns the exit status."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.suite",
+        description="Run a suite of tasks x agents x seeds (configs/suite/<suite>.yaml), resumably, "
+        "then compare the runs.",
+        epilog="Examples: python -m benchmarks.suite quick; python -m benchmarks.suite memory "
+        "hydra.launcher.n_jobs=4; python -m benchmarks.suite memory hydra/launcher=submitit_slurm "
+        "hydra.launcher.partition=cpu hydra.launcher.cpus_per_task=1 hydra.launcher.timeout_min=180",
+    )
+    parser.add_argument("suite", help=f"a suite in configs/suite ({', '.join(suite_names())}) or a YAML path")
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for the launcher (hydra/launcher=...)")
+    parser.add_argument("--dir", help="where the cells run (default runs/suite/<suite>)")
+    parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
+    parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
+    parser.add_argument("--no-report", action="store_true", help="run the cells, skip agents.compare")
+    args = parser.parse_args(argv)
+    try:
+        suite = load_suite(args.suite)
+        suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
+        cells = expand(suite, suite_dir)
+        todo = pending_cells(cells)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    steps = sum(c.total_steps for c in todo)
+    print(
+        f"suite {suite.name}: {len(cells)} cells ({len(suite.tasks)} tasks, {len(suite.agents)} agents, "
+        f"{len(suite.seeds)} seeds) in {suite_dir}; {len(cells) - len(todo)} done, {len(todo)} to run "
+        f"({steps:,} env steps)",
+        flush=True,
+    )
+    if args.list:
+        for cell in cells:
+            status = "pending" if cell in todo else "done"
+            print(f"  {status:7s} {cell.task}/{cell.agent}/seed{cell.seed}: {' '.join(cell.overrides)}")
+        return 0
+    launch(todo, suite_dir / ".launch" / time.strftime("%Y%m%d-%H%M%S"), args.overrides, suite.n_jobs)
+    failed = pending_cells(cells)
+    for cell in failed:
+        error = Path(cell.run_dir) / ERROR_FILE
+        print(
+            f"not finished: {cell.task}/{cell.agent}/seed{cell.seed}"
+            + (f" (see {error})" if error.is_file() else "")
+        )
+    status = 1 if failed else 0
+    if not args.no_report and len(failed) < len(cells):
+        out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
+        status = report(suite_dir, out, suite.threshold) or status
+    return status
+
+
+if __name__ == "__main__":
+    # Run as benchmarks.suite, not __main__, so that launcher workers can import the job by name.
+    from benchmarks.suite import main as _main
+
+    sys.exit(_main())

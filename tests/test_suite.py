@@ -1,0 +1,180 @@
+"""The memory-task suite (benchmarks/suite.py): configs compose, cells expand and resume, e2e run."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from benchmarks import suite as S
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY_SUITE = """
+seeds: [0]
+common: [num_envs=2, progress=false, torch_threads=1]
+agents:
+  rtrl-elstm: [algo=rtrl, core.hidden_size=8]
+  tbptt-lstm: [algo=tbptt, core=lstm, core.hidden_size=8]
+tasks:
+  recall-d2:
+    overrides: [env=recall, env.delay=2, policy.prev_action=false]
+    total_steps: 32
+"""
+
+
+def _write(tmp_path: Path, text: str, name: str = "tiny.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> None:
+    """Compose train.py's config for each (task, agent) as the cell would, and check it."""
+    cells = {(c.task, c.agent): c for c in S.expand(suite, "/nonexistent") if c.seed == suite.seeds[0]}
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        for task, agent in sorted(pairs):
+            cfg = compose("config", overrides=list(cells[(task, agent)].overrides))
+            OmegaConf.resolve(cfg)
+            assert cfg.total_steps == suite.tasks[task].total_steps
+            assert cfg.seed == suite.seeds[0]
+            algo = next(o.split("=")[1] for o in suite.agents[agent] if o.startswith("algo="))
+            assert cfg.algo.name == algo, (task, agent)
+            env = next(o.split("=")[1] for o in suite.tasks[task].overrides if o.startswith("env="))
+            assert cfg.env.name == env, (task, agent)
+
+
+@pytest.mark.parametrize("name", ["memory", "quick"])
+def test_every_task_and_agent_composes(name):
+    """Each task with its first agent, each agent with its first task (fast)."""
+    suite = S.load_suite(name)
+    assert len(suite.seeds) >= 3
+    pairs = {(t, (task.agents or tuple(suite.agents))[0]) for t, task in suite.tasks.items()}
+    pairs |= {
+        (next(t for t, task in suite.tasks.items() if a in (task.agents or (a,))), a) for a in suite.agents
+    }
+    _check_composes(suite, pairs)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["memory", "quick"])
+def test_every_cell_composes(name):
+    suite = S.load_suite(name)
+    _check_composes(suite, {(c.task, c.agent) for c in S.expand(suite, "/nonexistent")})
+
+
+def test_memory_suite_covers_the_issue():
+    suite = S.load_suite("memory")
+    assert {"rtrl-elstm", "rtrl-rtu", "kfrtrl-rhn", "uoro-rhn", "rppo"} <= set(suite.agents)
+    assert {"tbptt-elstm", "tbptt-rtu", "tbptt-rhn", "tbptt-lstm", "tbptt-gru"} <= set(suite.agents)
+    overrides = {name: set(task.overrides) for name, task in suite.tasks.items()}
+    popgym = {o.split("=")[1] for ov in overrides.values() for o in ov if o.startswith("env.id=")}
+    assert {"RepeatPrevious", "RepeatFirst", "CountRecall", "Autoencode", "PositionOnlyCartPole"} <= popgym
+    assert any("env=procgen" in ov for ov in overrides.values())
+    assert any("env=atari" in ov and "env.frame_stack=1" in ov for ov in overrides.values())
+    assert any("env.distractors=true" in ov for ov in overrides.values())
+    recall = [ov for ov in overrides.values() if "env=recall" in ov]
+    assert any("policy.prev_action=false" in ov for ov in recall)
+    assert any("policy.prev_action=false" not in ov for ov in recall)
+
+
+def test_expand_counts_and_layout(tmp_path):
+    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1, 2]") + (
+        "  recall-d3:\n    overrides: [env=recall, env.delay=3]\n    total_steps: 16\n    agents: [rtrl-elstm]\n"
+    )
+    suite = S.load_suite(_write(tmp_path, text))
+    cells = S.expand(suite, tmp_path / "s")
+    assert len(cells) == 3 * (2 + 1)  # seeds x (agents of recall-d2 + the one of recall-d3)
+    assert [c.seed for c in cells] == sorted(c.seed for c in cells)  # seed first
+    assert len({c.run_dir for c in cells}) == len(cells)
+    cell = cells[0]
+    assert Path(cell.run_dir) == (tmp_path / "s" / "recall-d2" / "rtrl-elstm" / "seed0").resolve()
+    assert cell.overrides[-2:] == ("seed=0", "total_steps=32")
+    assert S.Cell.from_dict(json.loads(json.dumps(cell.to_dict()))) == cell
+
+
+def test_finished_cells_are_skipped(tmp_path):
+    suite = S.load_suite(_write(tmp_path, TINY_SUITE))
+    cells = S.expand(suite, tmp_path / "s")
+    done, todo = cells
+    Path(done.run_dir).mkdir(parents=True)
+    (Path(done.run_dir) / S.MARKER).write_text(json.dumps({"cell": done.to_dict()}))
+    Path(todo.run_dir).mkdir(parents=True)
+    (Path(todo.run_dir) / "checkpoint.pt").write_bytes(b"")  # interrupted: no marker
+    assert S.pending_cells(cells) == [todo]
+    # A marker written for other overrides (the config changed since) is an error, not a skip.
+    changed = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE.replace("32", "48"))), tmp_path / "s")
+    with pytest.raises(ValueError, match="delete that run dir"):
+        S.pending_cells(changed)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        (TINY_SUITE.replace("env.delay=2", "algo.lr=0.1"), "may only set env, policy"),
+        (TINY_SUITE.replace("core=lstm", "env=popgym"), "may only set algo, core"),
+        (TINY_SUITE.replace("torch_threads=1", "seed=3"), "may not set 'seed'"),
+        (TINY_SUITE.replace("total_steps: 32", "total_steps: 0"), "total_steps"),
+        (TINY_SUITE.replace("total_steps: 32", "total_steps: 32\n    agents: [nope]"), "valid agents"),
+        (TINY_SUITE + "budget: 3\n", "valid keys"),
+        (TINY_SUITE.replace("seeds: [0]", "seeds: []"), "seeds"),
+    ],
+)
+def test_bad_suite_configs_raise(tmp_path, text, match):
+    with pytest.raises(ValueError, match=match):
+        S.load_suite(_write(tmp_path, text))
+
+
+def test_unknown_suite_names_the_valid_ones(capsys):
+    assert S.main(["nosuchsuite", "--list"]) == 2
+    err = capsys.readouterr().err
+    assert "memory" in err and "quick" in err
+
+
+def test_failed_cell_is_recorded_and_not_marked(tmp_path):
+    text = TINY_SUITE.replace("env.delay=2", "env.delay=-1")  # composes, fails when the env is built
+    cell = S.expand(S.load_suite(_write(tmp_path, text)), tmp_path / "s")[0]
+    result = S.run_cell(cell)
+    assert result["status"] == "failed" and "delay must be an integer" in result["error"]
+    assert (Path(cell.run_dir) / S.ERROR_FILE).is_file()
+    assert not S.cell_finished(cell)
+
+
+def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
+    """The report is `python -m agents.compare DIR --out OUT --threshold X`, run as a CLI."""
+    fake = tmp_path / "fake_compare.py"
+    fake.write_text(
+        "import json, sys\nopen(sys.argv[sys.argv.index('--out') + 1], 'w').write(json.dumps(sys.argv[1:]))\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}")
+    out = tmp_path / "argv.json"
+    assert S.report(tmp_path / "s", out, 0.9, module="fake_compare") == 0
+    assert json.loads(out.read_text()) == [str(tmp_path / "s"), "--out", str(out), "--threshold", "0.9"]
+
+
+def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path, capsys):
+    path = _write(tmp_path, TINY_SUITE)
+    run = tmp_path / "s"
+    assert S.main([str(path), "--dir", str(run), "--no-report"]) == 0
+    cells = S.expand(S.load_suite(path), run)
+    for cell in cells:
+        record = json.loads((Path(cell.run_dir) / S.MARKER).read_text())
+        assert record["cell"] == cell.to_dict()
+        assert record["summary"]["global_step"] >= cell.total_steps
+        assert (Path(cell.run_dir) / "config.yaml").is_file()
+        assert list(Path(cell.run_dir).glob("events.out.tfevents.*"))
+    assert S.pending_cells(cells) == []
+    assert len(list((run / ".launch").iterdir())) == 1
+    # Run again: nothing is launched.
+    capsys.readouterr()
+    assert S.main([str(path), "--dir", str(run), "--no-report"]) == 0
+    assert "2 done, 0 to run" in capsys.readouterr().out
+    assert len(list((run / ".launch").iterdir())) == 1
+    # An interrupted cell (checkpoint, no marker) resumes from its checkpoint.
+    (Path(cells[0].run_dir) / S.MARKER).unlink()
+    result = S.run_cell(cells[0])
+    assert result["status"] == "done" and result["resumed"]
+    assert sys.modules["benchmarks.suite"] is S
