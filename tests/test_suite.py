@@ -82,9 +82,13 @@ def test_memory_suite_covers_the_issue():
 
 
 def test_expand_counts_and_layout(tmp_path):
-    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1, 2]") + (
-        "  recall-d3:\n    overrides: [env=recall, env.delay=3]\n    total_steps: 16\n    agents: [rtrl-elstm]\n"
-    )
+    extra_task = """
+  recall-d3:
+    overrides: [env=recall, env.delay=3]
+    total_steps: 16
+    agents: [rtrl-elstm]
+"""
+    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1, 2]") + extra_task
     suite = S.load_suite(_write(tmp_path, text))
     cells = S.expand(suite, tmp_path / "s")
     assert len(cells) == 3 * (2 + 1)  # seeds x (agents of recall-d2 + the one of recall-d3)
