@@ -24,6 +24,7 @@ Usage:
     python -m benchmarks.atari                        # ~3 min on 2 cores
     python -m benchmarks.atari --quick                # ~1 min
     python -m benchmarks.atari --game pong --hidden 128 --rounds 5
+    python -m benchmarks.atari --device cuda          # the agent on the GPU (the env stays on the CPU)
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--agent-steps", type=int, default=2048, help="env steps per agent turn")
     p.add_argument("--rounds", type=int, default=3, help="turns of each (alternating)")
     p.add_argument("--threads", type=int, default=default_threads(), help="torch.set_num_threads")
+    p.add_argument("--device", default="cpu", help="where the agent runs: cpu, cuda, cuda:1, ...")
     p.add_argument("--quick", action="store_true", help="~1 minute: one round, fewer steps")
     args = p.parse_args(argv)
     if args.quick:
@@ -106,14 +108,16 @@ def main(argv: list[str] | None = None) -> None:
             f"core.hidden_size={args.hidden}",
             f"num_envs={NUM_ENVS}",
             "algo.fused_optimizer=true",  # fused Adam, as recommended for CNN agents
-            "device=cpu",
-        ]
+            f"device={args.device}",
+        ],
+        device=args.device,
     )
     a = cfg.algo
     print(
         header(
             f"atari:{args.game}, {NUM_ENVS} envs, frame_stack 4, RTRL eLSTM N={args.hidden}; "
-            f"raw ~{args.raw_steps} / agent ~{args.agent_steps} env steps per turn, {args.rounds} rounds"
+            f"raw ~{args.raw_steps} / agent ~{args.agent_steps} env steps per turn, {args.rounds} rounds",
+            args.device,
         )
     )
     # warm-up: one turn each, untimed (first rollouts allocate, the ALE fills its pipelines)
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nagent: Nature CNN → eLSTM N={args.hidden}, rollout {a.rollout_len}×{NUM_ENVS}, {a['update']} "
         f"{a.num_epochs} epochs × {a.num_minibatches} minibatches, torch threads {args.threads}; "
         "collect: the agent's share of time spent acting."
-        "\nGPU: not measured in this session."
+        f"\nagent device: {args.device}"
     )
     print(f"\n{clock}")
 
