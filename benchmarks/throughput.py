@@ -37,7 +37,7 @@ Usage:
     python -m benchmarks.throughput                          # ~3-4 min on 2 cores
     python -m benchmarks.throughput --quick                  # ~1 min
     python -m benchmarks.throughput --agents rtrl rppo --rollout-lens 8 --steps 16384 --rounds 3
-    python -m benchmarks.throughput --time-to 0.9            # 5 runs of 300k steps: hours on 2 cores
+    python -m benchmarks.throughput --time-to 0.9            # 5 runs of 300k steps: 1-2 hours on 2 cores
     python -m benchmarks.throughput --time-to 0.9 --time-agents rtrl-rtu rppo-lstm --budget 100000
 """
 
