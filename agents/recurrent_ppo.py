@@ -18,6 +18,8 @@ Tags (logged after every update, at the env step count after it, as train.py doe
 
 Checkpoint: SB3's own zip, ``checkpoint.zip`` (``RecurrentPPO.load`` reads it), written to a
 temporary file and renamed (atomic), every ``checkpoint_every`` updates, at the end and on a signal.
+``resume=<run>/checkpoint.zip`` continues one: the model is built from the new config, then its
+weights, optimizer state and step count are loaded.
 
 The core: ``configs/algo/rppo.yaml`` selects ``core=lstm`` (the run dir reads ``rppo-lstm``) and
 sets ``core.hidden_size`` to sb3-contrib's 256; ``algo.lstm_hidden_size`` follows
@@ -58,7 +60,7 @@ except ImportError as exc:
 
 from train import default_run_dir, resolve_device
 
-__all__ = ["POLICIES", "RecurrentPPOConfig", "choose_policy", "make_model", "train_recurrent_ppo"]
+__all__ = ["POLICIES", "RecurrentPPOConfig", "choose_policy", "make_model", "resume", "train_recurrent_ppo"]
 
 POLICIES = ("auto", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
 CHECKPOINT_NAME = "checkpoint.zip"
@@ -292,11 +294,25 @@ def save_model(model: RecurrentPPO, path: Path) -> Path:
     return path
 
 
+def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: int) -> None:
+    """Continue ``model`` (built from this run's config) from a ``checkpoint.zip``: its weights,
+    optimizer state and env step count; fresh episodes, reseeded with ``seed`` + updates as
+    train.py's learner does (the LSTM states start from zero, as on any episode start)."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    data, _, _ = load_from_zip_file(path, device=device, load_data=True)
+    model.set_parameters(str(path), exact_match=True, device=device)  # policy and optimizer
+    model.num_timesteps = int(data["num_timesteps"])
+    updates = model.num_timesteps // (model.n_steps * model.n_envs)
+    model.get_env().seed(seed + updates)  # used by the reset at the start of learn()
+
+
 def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
     """train.py's job for ``algo=rppo``; returns the same summary as ``train.train``."""
     OmegaConf.resolve(cfg)
-    if cfg.resume:
-        raise ValueError("resume is not supported with algo=rppo; start a new run")
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
@@ -305,8 +321,11 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo)
-    model = make_model(cfg, resolve_device(cfg.device), rcfg)
+    device = resolve_device(cfg.device)
+    model = make_model(cfg, device, rcfg)
     venv = model.get_env()
+    if cfg.resume:
+        resume(model, cfg.resume, device, seed=cfg.seed)
     env_name = getattr(venv.env, "env_name", cfg.env.name)
     ckpt_path = run_dir / CHECKPOINT_NAME
 
@@ -315,11 +334,18 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     writer.add_text(
         "policy", f"sb3-contrib RecurrentPPO, {type(model.policy).__name__}:\n```\n{model.policy}\n```"
     )
-    bar = tqdm(total=cfg.total_steps, disable=not cfg.progress, unit="step", dynamic_ncols=True)
+    start = model.num_timesteps
+    bar = tqdm(
+        total=cfg.total_steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True
+    )
     callback = _LogAndCheckpoint(writer, bar, stop, ckpt_path, cfg.checkpoint_every)
+    callback.updates = start // (rcfg.n_steps * cfg.num_envs)  # one update per rollout
     try:
-        if stop.signal is None:
-            model.learn(total_timesteps=int(cfg.total_steps), callback=callback, log_interval=None)
+        if stop.signal is None and start < cfg.total_steps:
+            # reset_num_timesteps=False: learn counts on from a resumed run's steps
+            model.learn(
+                int(cfg.total_steps) - start, callback=callback, log_interval=None, reset_num_timesteps=False
+            )
     finally:
         callback.remove_hooks()
         bar.close()

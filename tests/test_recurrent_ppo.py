@@ -341,6 +341,25 @@ def test_stop_signal_ends_the_run_cleanly_with_a_checkpoint(tmp_path: Path) -> N
 
 
 @needs_sb3
+def test_resume_continues_weights_optimizer_and_steps(tmp_path: Path) -> None:
+    from sb3_contrib import RecurrentPPO
+
+    first = train(rppo_cfg(total_steps=512), run_dir=tmp_path / "first")
+    second = train(rppo_cfg(total_steps=1024, resume=first["checkpoint"]), run_dir=tmp_path / "second")
+    assert second["global_step"] == 1024 and second["updates"] == 8
+    steps = [e.step for e in EventAccumulator(second["run_dir"]).Reload().Scalars("time/fps")]
+    assert steps == list(range(640, 1025, 128))
+    before = RecurrentPPO.load(first["checkpoint"], device="cpu")
+    after = RecurrentPPO.load(second["checkpoint"], device="cpu")
+    adam_steps = [int(s["step"]) for s in after.policy.optimizer.state_dict()["state"].values()]
+    assert min(adam_steps) > max(
+        int(s["step"]) for s in before.policy.optimizer.state_dict()["state"].values()
+    )
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        train(rppo_cfg(resume=str(tmp_path / "missing.zip")), run_dir=tmp_path / "third")
+
+
+@needs_sb3
 def test_bad_configs_name_the_fix() -> None:
     with pytest.raises(ValueError, match="core must be lstm"):
         train(rppo_cfg("core=gru"))
