@@ -60,7 +60,19 @@ except ImportError as exc:
 
 from train import default_run_dir, resolve_device
 
-__all__ = ["POLICIES", "RecurrentPPOConfig", "choose_policy", "make_model", "resume", "train_recurrent_ppo"]
+__all__ = [
+    "CHECKPOINT_NAME",
+    "POLICIES",
+    "RecurrentPPOConfig",
+    "StopSignal",
+    "check_core",
+    "choose_policy",
+    "episode_mean",
+    "make_model",
+    "resume",
+    "save_model",
+    "train_recurrent_ppo",
+]
 
 POLICIES = ("auto", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
 CHECKPOINT_NAME = "checkpoint.zip"
@@ -174,7 +186,11 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
     rcfg = RecurrentPPOConfig.from_config(cfg.algo) if rcfg is None else rcfg
     venv = SB3VecEnv(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed))
     policy = choose_policy(venv.observation_space, rcfg.policy)
-    model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **rcfg.model_kwargs())
+    try:
+        model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **rcfg.model_kwargs())
+    except BaseException:
+        venv.close()  # e.g. SB3 refused a setting: do not leave env workers behind
+        raise
     model.set_logger(Logger(folder=None, output_formats=[]))  # values only; the callback writes them
     return model
 
