@@ -41,6 +41,9 @@ CASES = {
 LEARNER = {"rollout_len": 12, "norm_adv": True, "hidden_size": 6}
 UPDATES = 2  # the second update carries credit from the first rollout through the traces
 
+# gymnasium's env checker on CartPole's unbounded observation space
+pytestmark = pytest.mark.filterwarnings("ignore:.*Box observation space:UserWarning")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -262,3 +265,20 @@ def test_signal_on_one_rank_stops_both(tmp_path):
     assert summaries_[0]["global_step"] == summaries_[1]["global_step"] > 0
     checkpoint = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
     assert checkpoint["counters"]["global_step"] == summaries_[0]["global_step"]
+
+
+def test_resume_needs_the_same_number_of_processes():
+    with pytest.raises(ValueError, match=r"written by 2 process\(es\) and this run has 1.*= 2"):
+        DataParallel().load(None, {"ranks": [{}, {}]})
+
+
+def test_rppo_refuses_torchrun(monkeypatch):
+    from hydra import compose, initialize_config_dir
+
+    from train import train
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["algo=rppo"])
+    with pytest.raises(ValueError, match="runs in one process: start it without torchrun"):
+        train(cfg)
