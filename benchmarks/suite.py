@@ -33,6 +33,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import shlex
 import shutil
 import subprocess
@@ -307,9 +308,20 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     }
     (run_dir / ERROR_FILE).unlink(missing_ok=True)
     tmp = run_dir / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(record, indent=2, default=str))
+    tmp.write_text(json.dumps(_finite(record), indent=2, default=str))
     tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
     return {"status": "done", **record}
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, so that the marker is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _same_config(path: Path, cfg: DictConfig) -> bool:
@@ -422,7 +434,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--no-report", action="store_true", help="run the cells, skip agents.compare")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     try:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
