@@ -119,15 +119,26 @@ def _dtype_of(module: nn.Module) -> torch.dtype:
     return torch.get_default_dtype() if p is None else p.dtype
 
 
+# The kinds of space make_encoder has an encoder for (some shapes of them still raise).
+_ENCODABLE = (
+    spaces.Box,
+    spaces.Discrete,
+    spaces.MultiDiscrete,
+    spaces.MultiBinary,
+    spaces.Dict,
+    spaces.Tuple,
+)
+
+
 class CombinedEncoder(nn.Module):
     """Dict or Tuple observations: one encoder per part, outputs concatenated (SB3's CombinedExtractor).
 
-    Parts no encoder can take (``Text``, ...) are skipped with one warning naming them; the env
-    factory has usually dropped them already (envs/observations.py).
+    Parts of a kind no encoder takes (``Text``, ``Graph``, ...) are skipped with one warning naming
+    them; the env factory has usually dropped them already (envs/observations.py).
 
     Args:
         space: a ``Dict`` (parts by key) or ``Tuple`` (parts by index) space.
-        make_part: the encoder of one part's space; raises ``ValueError`` if it has none.
+        make_part: the encoder of one part's space.
     """
 
     def __init__(
@@ -138,11 +149,10 @@ class CombinedEncoder(nn.Module):
         self.keys: list[str | int] = []
         encoders, skipped = [], []
         for key, sub in items:
-            try:
-                encoders.append(make_part(sub))
-            except ValueError:
+            if not isinstance(sub, _ENCODABLE):  # a wrong choice for a known space still raises
                 skipped.append(f"{key!r} ({type(sub).__name__})")
                 continue
+            encoders.append(make_part(sub))
             self.keys.append(key)
         if skipped:
             warnings.warn(

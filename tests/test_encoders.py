@@ -107,3 +107,8 @@ def test_actor_critic_on_a_dict_space():
         obs, torch.zeros(2, dtype=torch.long), torch.zeros(2), torch.ones(2, dtype=torch.bool)
     )
     assert x.shape == (2, agent.encoder.out_size + 3 + 1 + 1)
+
+
+def test_a_wrong_torso_for_an_image_part_raises_rather_than_skipping_it():
+    with pytest.raises(ValueError, match="encoder 'resnet' does not fit image space"):
+        make_encoder(spaces.Dict({"image": IMAGE, "pos": VECTOR}), kind="resnet")
