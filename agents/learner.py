@@ -170,6 +170,15 @@ class Learner:
             self._record_episodes(info)
             reward_t = self._to_tensor(reward).float()
             term_t, trunc_t = self._to_tensor(term).bool(), self._to_tensor(trunc).bool()
+            gae_reward, gae_term = reward_t, term_t
+            cut = np.asarray(trunc, bool) & ~np.asarray(term, bool)  # host arrays: no device sync
+            if not self.next_step_autoreset and cut.any():
+                # SAME_STEP: next_obs already begins the next episode, so a truncated episode is
+                # bootstrapped here, as SB3 does: r_t + γ V(final obs), then no later bootstrap.
+                cut_t = self._to_tensor(cut)
+                final_value = self._final_value(info, next_obs, cut, state, action, reward_t, value)
+                gae_reward = reward_t + self.cfg.gamma * torch.where(cut_t, final_value, 0.0)
+                gae_term = term_t | cut_t
             for key, val in (
                 ("obs", self.obs),
                 ("prev_actions", self.prev_action),
@@ -178,8 +187,8 @@ class Learner:
                 ("actions", action),
                 ("log_probs", dist.log_prob(action)),
                 ("values", value),
-                ("rewards", reward_t),
-                ("terminated", term_t),
+                ("rewards", gae_reward),
+                ("terminated", gae_term),
                 ("ended", term_t | trunc_t),
                 ("valid", ~self.pending_reset),
             ):
@@ -198,6 +207,32 @@ class Learner:
         out, _ = agent.core(x, state * (~start)[:, None].to(state.dtype))
         next_value = agent.heads(out)[1]
         return Rollout(**{k: stack_obs(v) for k, v in buf.items()}, next_value=next_value)
+
+    def _final_value(
+        self,
+        info: dict[str, Any],
+        next_obs: Any,
+        cut: np.ndarray,
+        state: Tensor,
+        action: Tensor,
+        reward: Tensor,
+        value: Tensor,
+    ) -> Tensor:
+        """V of each truncated episode's final observation under SAME_STEP autoreset, (B,).
+
+        The core takes one more step from the episode's own state on ``info["final_obs"]``
+        (gymnasium's SAME_STEP convention). An env that reports no final observation (procgen)
+        gets V_t, the value of the last observation seen: the nearest estimate it leaves us.
+        """
+        final = info.get("final_obs")
+        if final is None:
+            return value
+        rows = np.nonzero(cut & np.asarray(info.get("_final_obs", cut), bool))[0]
+        obs = _replace_rows(next_obs, final, rows)
+        start = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        x = self.agent.core_input(self._to_tensor(obs), action, reward, start)
+        out, _ = self.agent.core(x, state)
+        return self.agent.heads(out)[1]
 
     def _record_episodes(self, info: dict[str, Any]) -> None:
         if "episode" not in info:
@@ -341,6 +376,20 @@ class Learner:
         torch.set_rng_state(sd["rng"]["torch"].cpu())
         if "cuda" in sd["rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all([s.cpu() for s in sd["rng"]["cuda"]])
+
+
+def _replace_rows(batch: Any, rows_from: Any, rows: np.ndarray) -> Any:
+    """A copy of the batched observation ``batch`` with rows ``rows`` taken from the per-env
+    sequence ``rows_from`` (arrays, or dicts of arrays as Dict spaces batch)."""
+    if isinstance(batch, dict):
+        return {
+            k: _replace_rows(v, [r[k] if r is not None else None for r in rows_from], rows)
+            for k, v in batch.items()
+        }
+    out = np.array(batch, copy=True)
+    for i in rows:
+        out[i] = rows_from[i]
+    return out
 
 
 def explained_variance(values: Tensor, returns: Tensor, valid: Tensor) -> float:
