@@ -150,7 +150,8 @@ class DataParallel:
     def close(self) -> None:
         """Leave the process group (after a last barrier, so no rank leaves one still in use)."""
         if self.world_size > 1 and dist.is_initialized():
-            dist.barrier()
+            # nccl: name this rank's GPU, or it guesses (and warns)
+            dist.barrier(device_ids=[self.device.index] if self.device.type == "cuda" else None)
             dist.destroy_process_group()
 
     # --- environments and seeds ---------------------------------------------------------------
