@@ -40,7 +40,7 @@ class LearnerConfig:
     num_epochs: int = 4  # PPO epochs over each rollout
     num_minibatches: int = 4  # PPO minibatches, each a set of whole environments
     clip_coef: float = 0.2  # PPO ratio clip
-    ent_coef: float = 0.01
+    ent_coef: float = 0.05  # entropy bonus (configs/learner/default.yaml says why 0.05)
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     norm_adv: bool = True  # normalise advantages (per minibatch)

@@ -257,7 +257,7 @@ def test_train_writes_run_dir_config_tags_and_checkpoint(tmp_path: Path) -> None
     run_dir = Path(summary["run_dir"])
     assert run_dir.parent == tmp_path / "recall" / "rppo-lstm" and run_dir.name.startswith("seed0-")
     saved = OmegaConf.load(run_dir / "config.yaml")
-    assert saved.algo.name == "rppo" and saved.algo.lstm_hidden_size == 16 and saved.algo.ent_coef == 0.05
+    assert saved.algo.name == "rppo" and saved.algo.lstm_hidden_size == 16 and saved.algo.ent_coef == 0.0
     events = EventAccumulator(str(run_dir)).Reload()
     assert set(TAGS) <= set(events.Tags()["scalars"])
     steps = [e.step for e in events.Scalars("time/fps")]

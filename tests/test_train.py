@@ -116,17 +116,15 @@ def test_each_algo_picks_its_core_and_the_cli_core_wins(overrides, algo, core):
 
 
 @pytest.mark.parametrize(
-    ("overrides", "ent_coef"),
-    [
-        ((), 0.05),
-        (("algo=tbptt",), 0.05),  # every algo on the task gets the task's setting
-        (("algo.ent_coef=0.02",), 0.02),  # the command line wins over the task
-        (("env=popgym",), 0.01),  # other tasks keep the learner's default
-    ],
-    ids=lambda v: " ".join(v) or "defaults" if isinstance(v, tuple) else str(v),
+    "env", sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "env").glob("*.yaml"))
 )
-def test_the_recall_task_sets_its_entropy_bonus(overrides, ent_coef):
-    assert make_cfg(*overrides).algo.ent_coef == ent_coef
+def test_env_configs_describe_the_task_never_the_learner(env):
+    # One set of learner defaults for every task: a task that tunes the learner for itself hides
+    # what a user's own task would get.
+    configs = Path(__file__).parents[1] / "configs"
+    cfg = make_cfg(f"env={env}")
+    assert cfg.algo == {**OmegaConf.load(configs / "learner" / "default.yaml"), "name": "rtrl"}
+    assert cfg.policy == OmegaConf.load(configs / "config.yaml").policy
 
 
 # --- the CLI ------------------------------------------------------------------------------------
