@@ -10,10 +10,13 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
 - **Launcher**: Hydra's joblib launcher with ``hydra.launcher.n_jobs`` (default: the suite's
   ``n_jobs``) cells at a time; any other Hydra launcher by override, e.g.
   ``hydra/launcher=submitit_slurm hydra.launcher.partition=cpu hydra.launcher.timeout_min=120``.
+  The command waits for the cells (keep it in tmux, or in a job of its own); if it dies, running
+  SLURM cells go on, and running it again before they end would start them a second time.
 - **Resuming**: a cell that trained its whole budget leaves ``suite_cell.json`` (the cell, the
   summary, the wall time) and is skipped from then on. A cell without it starts again, from its
   ``checkpoint.pt`` (``resume=``) when that run had the same config, else from scratch in a
-  cleared directory. A cell that raises is logged in ``suite_cell_error.txt`` and the others go on.
+  cleared directory (algo=rppo cannot resume: its cells start again). A cell that raises is
+  logged in ``suite_cell_error.txt`` and the others go on.
 - **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X]`` over every run under the suite dir, after the cells.
 
