@@ -411,11 +411,17 @@ def report(
     suite_dir: str | Path, out: str | Path, threshold: float | None = None, module: str = "agents.compare"
 ) -> int:
     """``python -m agents.compare <suite_dir> --out <out> [--threshold X]``; its exit status."""
-    cmd = [sys.executable, "-m", module, str(suite_dir), "--out", str(out)]
+    # Paths relative to the repo root where they can be: the report quotes its command.
+    cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
     if threshold is not None:
         cmd += ["--threshold", str(threshold)]
     print("+ " + shlex.join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
+
+
+def _from_root(path: str | Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 # ---------------------------------------------------------------- CLI

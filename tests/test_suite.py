@@ -157,6 +157,8 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     out = tmp_path / "argv.json"
     assert S.report(tmp_path / "s", out, 0.9, module="fake_compare") == 0
     assert json.loads(out.read_text()) == [str(tmp_path / "s"), "--out", str(out), "--threshold", "0.9"]
+    # Inside the repo the paths are relative to it, so the report's quoted command is portable.
+    assert S._from_root(ROOT / "runs" / "suite" / "quick") == "runs/suite/quick"
 
 
 def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path, capsys):
