@@ -19,9 +19,12 @@ the quantity of the paper's variance plots (noise relative to the true gradient)
 estimators are unbiased, so nv_t is their variance in units of the signal. KF-RTRL's first
 step is exact (nv_1 = 0); UORO's is not.
 
-What to expect (ALGORITHMS.md §7): KF-RTRL's nv is O(1), flat in t, and falls with N, while
-UORO's is about N× larger. The table gives medians over two windows of steps (a single step's
-ratio is noisy where ‖g_t‖ happens to be small), the PNG the per-step curves and the N sweep.
+What to expect (ALGORITHMS.md §7): KF-RTRL's nv is O(1) and flat in t, while UORO's is about N×
+larger. Measured at the defaults (benchmarks/results/diagnostics/grad_noise.md): both are flat
+in t; KF-RTRL's stays at 2–3 for N = 16…128 (it does not fall with N under this normalisation),
+UORO's grows ∝ N (about 1.6 N), so UORO/KF goes from 13 to 71. The table gives medians over two
+windows of steps (a single step's ratio is noisy where ‖g_t‖ happens to be small), the PNG the
+per-step curves and the N sweep.
 
 Usage (writes benchmarks/results/diagnostics/grad_noise.{md,png} and prints the table):
     python -m benchmarks.grad_noise
@@ -135,12 +138,14 @@ def window_median(curve: list[float], steps: range) -> float:
 
 
 def plot(results: dict[int, dict[str, list[float]]], path: Path, late: range) -> None:
+    """Left: nv_t per N (colour) and estimator (line style); right: the late medians over N, with
+    a line ∝ N through UORO's first point."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(11, 4.6))
     cmap = plt.get_cmap("viridis")
     sizes = sorted(results)
     for i, n in enumerate(sizes):
@@ -148,12 +153,13 @@ def plot(results: dict[int, dict[str, list[float]]], path: Path, late: range) ->
         for name, style in zip(ESTIMATORS, ("-", "--"), strict=False):
             curve = results[n][name]
             ax_t.plot(range(2, len(curve) + 1), curve[1:], style, color=colour, lw=1, label=f"{name} N={n}")
-    ax_t.set(
-        yscale="log", xlabel="time step t", ylabel="E‖ĝ−g‖² / ‖g‖²", title="normalised variance over time"
-    )
-    ax_t.legend(fontsize=7, ncol=2)
-    for name, marker in zip(ESTIMATORS, ("o", "s"), strict=False):
-        ax_n.plot(sizes, [window_median(results[n][name], late) for n in sizes], marker=marker, label=name)
+    ax_t.set(yscale="log", xlabel="time step t", ylabel="E‖ĝ−g‖² / ‖g‖²")
+    ax_t.legend(fontsize=7, ncol=len(sizes), loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    medians = {name: [window_median(results[n][name], late) for n in sizes] for name in ESTIMATORS}
+    for (name, values), marker in zip(medians.items(), ("o", "s"), strict=False):
+        ax_n.plot(sizes, values, marker=marker, label=name)
+    if "UORO" in medians:
+        ax_n.plot(sizes, [medians["UORO"][0] * n / sizes[0] for n in sizes], ":", color="grey", label="∝ N")
     ax_n.set(
         xscale="log",
         yscale="log",
@@ -161,6 +167,7 @@ def plot(results: dict[int, dict[str, list[float]]], path: Path, late: range) ->
         ylabel=f"median over t = {late.start}..{late.stop - 1}",
         title="normalised variance over N",
     )
+    ax_n.minorticks_off()
     ax_n.set_xticks(sizes, [str(n) for n in sizes])
     ax_n.legend()
     fig.tight_layout()
