@@ -43,6 +43,8 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.vector import VectorEnv
+from gymnasium.wrappers.vector import TransformObservation
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
@@ -184,7 +186,7 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
     ``cfg.seed``; ``rcfg`` defaults to ``RecurrentPPOConfig.from_config(cfg.algo)``."""
     check_core(cfg)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo) if rcfg is None else rcfg
-    venv = SB3VecEnv(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed))
+    venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)))
     policy = choose_policy(venv.observation_space, rcfg.policy)
     try:
         model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **rcfg.model_kwargs())
@@ -193,6 +195,42 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
         raise
     model.set_logger(Logger(folder=None, output_formats=[]))  # values only; the callback writes them
     return model
+
+
+#: SB3's image torso (NatureCNN) needs images at least this many pixels high and wide.
+NATURE_CNN_MIN_SIDE = 36
+
+
+def small_images_as_vectors(env: VectorEnv) -> VectorEnv:
+    """Give SB3 uint8 images smaller than NatureCNN takes (MiniGrid's 7×7 view) as float vectors.
+
+    SB3 puts a NatureCNN on every uint8 image, and its 8×8 stride-4 kernel cannot read a 7×7
+    one; cast to float32, SB3 flattens it into its MLP instead. Other observations pass as they are.
+    """
+    space = env.single_observation_space
+    parts = dict(space.spaces) if isinstance(space, spaces.Dict) else {None: space}
+    small = [k for k, s in parts.items() if _is_small_image(s)]
+    if not small:
+        return env
+    for key in small:
+        parts[key] = spaces.Box(0.0, 255.0, parts[key].shape, np.float32)
+
+    def cast(obs: Any) -> Any:
+        if small == [None]:
+            return obs.astype(np.float32)
+        return {k: v.astype(np.float32) if k in small else v for k, v in obs.items()}
+
+    single = parts[None] if None in parts else spaces.Dict(parts)
+    return TransformObservation(env, cast, single_observation_space=single)
+
+
+def _is_small_image(space: spaces.Space) -> bool:
+    return (
+        isinstance(space, spaces.Box)
+        and space.dtype == np.uint8
+        and len(space.shape) == 3
+        and min(space.shape[1:]) < NATURE_CNN_MIN_SIDE
+    )
 
 
 def check_core(cfg: DictConfig) -> None:

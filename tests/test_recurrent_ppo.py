@@ -224,6 +224,45 @@ def test_policy_follows_the_observation_space() -> None:
         choose_policy(spaces.Box(0, 1, (6,), np.float32), "LstmPolicy")
 
 
+class _SmallImageEnv(gymnasium.Env):
+    """MiniGrid's layout: a 7×7 uint8 view (channels-first, as our factory lays it out) and a
+    direction."""
+
+    observation_space = spaces.Dict(
+        {"image": spaces.Box(0, 255, (3, 7, 7), np.uint8), "direction": spaces.Discrete(4)}
+    )
+    action_space = spaces.Discrete(3)
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        return self.observation_space.sample(), {}
+
+    def step(self, action: int):
+        return self.observation_space.sample(), 0.0, False, False, {}
+
+
+@needs_sb3
+def test_small_images_reach_sb3_as_vectors() -> None:
+    # SB3's NatureCNN cannot read a 7×7 image ("Kernel size can't be greater than actual input
+    # size" on MiniGrid): such parts go in as float32, which SB3 flattens into its MLP.
+    from sb3_contrib import RecurrentPPO
+
+    from agents.recurrent_ppo import small_images_as_vectors
+    from envs.sb3_vec_env import SB3VecEnv
+
+    env = small_images_as_vectors(SyncVectorEnv([_SmallImageEnv] * 2))
+    assert env.single_observation_space["image"].dtype == np.float32
+    assert env.single_observation_space["direction"] == spaces.Discrete(4)
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].dtype == np.float32 and obs["image"].shape == (2, 3, 7, 7)
+    model = RecurrentPPO(
+        "MultiInputLstmPolicy", SB3VecEnv(env), n_steps=4, batch_size=8, policy_kwargs={"lstm_hidden_size": 8}
+    )
+    model.learn(8)
+    big = SyncVectorEnv([lambda: gymnasium.make("CartPole-v1")])
+    assert small_images_as_vectors(big) is big  # nothing to cast: the env itself
+
+
 # --- train.py with algo=rppo -----------------------------------------------------------------------
 
 
