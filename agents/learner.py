@@ -348,8 +348,8 @@ class Learner:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: weights, optimiser, rule state and traces, counters, RNG."""
         rng = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+        if self.device.type == "cuda":  # this learner's GPU only: under torchrun, not every rank's
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
@@ -374,8 +374,8 @@ class Learner:
         self.skipped_updates = int(sd["counters"]["skipped_updates"])
         # RNG states must be CPU byte tensors, wherever map_location put the checkpoint
         torch.set_rng_state(sd["rng"]["torch"].cpu())
-        if "cuda" in sd["rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all([s.cpu() for s in sd["rng"]["cuda"]])
+        if "cuda" in sd["rng"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(sd["rng"]["cuda"].cpu(), self.device)
 
 
 def _replace_rows(batch: Any, rows_from: Any, rows: np.ndarray) -> Any:
