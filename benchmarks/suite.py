@@ -17,6 +17,8 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
   ``checkpoint.pt`` (``resume=``) when that run had the same config, else from scratch in a
   cleared directory (algo=rppo cannot resume: its cells start again). A cell that raises is
   logged in ``suite_cell_error.txt`` and the others go on.
+- **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
+  directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X]`` over every run under the suite dir, after the cells.
 
@@ -44,6 +46,7 @@ import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +67,7 @@ __all__ = [
     "pending_cells",
     "report",
     "run_cell",
+    "select",
     "suite_names",
 ]
 
@@ -235,6 +239,20 @@ def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
                 run_dir = suite_dir / task_name / agent / f"seed{seed}"
                 cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir)))
     return cells
+
+
+def select(cells: Sequence[Cell], tasks: Sequence[str] | None, agents: Sequence[str] | None) -> list[Cell]:
+    """The cells whose task and agent match one of the glob patterns (all where None): a slice of
+    a suite, run on its own and resumed or completed later by the whole suite."""
+    picked = [
+        c
+        for c in cells
+        if (tasks is None or any(fnmatch(c.task, p) for p in tasks))
+        and (agents is None or any(fnmatch(c.agent, p) for p in agents))
+    ]
+    if not picked:
+        raise ValueError(f"no cell matches tasks {tasks} and agents {agents}")
+    return picked
 
 
 def cell_finished(cell: Cell) -> bool:
@@ -443,11 +461,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--no-report", action="store_true", help="run the cells, skip agents.compare")
+    parser.add_argument("--tasks", nargs="+", metavar="GLOB", help="run only these tasks (e.g. 'repeat-*')")
+    parser.add_argument(
+        "--agents", nargs="+", metavar="GLOB", help="run only these agents (e.g. rtrl-rtu rppo)"
+    )
     args = parser.parse_intermixed_args(argv)
     try:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
-        cells = expand(suite, suite_dir)
+        cells = select(expand(suite, suite_dir), args.tasks, args.agents)
         todo = pending_cells(cells)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

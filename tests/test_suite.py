@@ -104,6 +104,16 @@ def test_expand_counts_and_layout(tmp_path):
     assert S.Cell.from_dict(json.loads(json.dumps(cell.to_dict()))) == cell
 
 
+def test_slices_select_tasks_and_agents_by_pattern(tmp_path):
+    cells = S.expand(S.load_suite("memory"), tmp_path)
+    picked = S.select(cells, ["repeat-*"], ["rtrl-rtu", "rppo"])
+    assert {c.task for c in picked} == {"repeat-previous-easy", "repeat-first-easy", "repeat-previous-medium"}
+    assert {c.agent for c in picked} == {"rtrl-rtu", "rppo"} and len(picked) == 3 * 2 * 3
+    assert S.select(cells, None, None) == list(cells)
+    with pytest.raises(ValueError, match="no cell matches"):
+        S.select(cells, ["nope"], None)
+
+
 def test_finished_cells_are_skipped(tmp_path):
     suite = S.load_suite(_write(tmp_path, TINY_SUITE))
     cells = S.expand(suite, tmp_path / "s")
