@@ -30,9 +30,7 @@ reward as inputs, encoders) belong to our agents and do not apply.
 from __future__ import annotations
 
 import math
-import os
 import signal
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -49,6 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from agents.checkpoint import write_atomically
 from agents.learner import LearnerConfig
 from envs import make_vector_env
 from envs.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
@@ -334,18 +333,8 @@ def episode_mean(model: RecurrentPPO, key: str) -> float:
 
 
 def save_model(model: RecurrentPPO, path: Path) -> Path:
-    """SB3's zip of ``model`` at ``path``, atomically: a temporary file in the folder, then a rename."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            model.save(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """SB3's zip of ``model`` at ``path``, written atomically."""
+    return write_atomically(path, model.save)
 
 
 def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: int) -> None:

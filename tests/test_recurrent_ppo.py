@@ -21,22 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envs import make_vector_env
+from tests.test_train import SB3_TAGS as TAGS
 from train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 needs_sb3 = pytest.mark.skipif(find_spec("sb3_contrib") is None, reason="needs the sb3 extra")
 pytestmark = pytest.mark.sb3
-TAGS = (
-    "rollout/ep_rew_mean",
-    "rollout/ep_len_mean",
-    "time/fps",
-    "train/policy_loss",
-    "train/value_loss",
-    "train/entropy",
-    "train/grad_norm",
-    "train/learning_rate",
-    "train/explained_variance",
-)
 # Small and fast: 2 epochs of 2 minibatches over 32 steps x 4 envs per update.
 TINY = {
     "total_steps": 1024,
