@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -175,10 +176,24 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     assert S._from_root(ROOT / "runs" / "suite" / "quick") == "runs/suite/quick"
 
 
-def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path, capsys):
+def _suite_cli(*args: str) -> subprocess.CompletedProcess:
+    # A process of its own, as users run it. In-process, after the compare tests, the joblib
+    # launch wrote to a pytest capture stream already closed and took pytest down ("lost
+    # sys.stderr"); a suite run never shares a process with a test runner.
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.suite", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path):
     path = _write(tmp_path, TINY_SUITE)
     run = tmp_path / "s"
-    assert S.main([str(path), "--dir", str(run), "--no-report"]) == 0
+    first = _suite_cli(str(path), "--dir", str(run), "--no-report")
+    assert first.returncode == 0, first.stderr[-3000:]
     cells = S.expand(S.load_suite(path), run)
     for cell in cells:
         record = json.loads((Path(cell.run_dir) / S.MARKER).read_text())
@@ -189,9 +204,8 @@ def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path, capsys):
     assert S.pending_cells(cells) == []
     assert len(list((run / ".launch").iterdir())) == 1
     # Run again: nothing is launched.
-    capsys.readouterr()
-    assert S.main([str(path), "--dir", str(run), "--no-report"]) == 0
-    assert "2 done, 0 to run" in capsys.readouterr().out
+    again = _suite_cli(str(path), "--dir", str(run), "--no-report")
+    assert again.returncode == 0 and "2 done, 0 to run" in again.stdout
     assert len(list((run / ".launch").iterdir())) == 1
     # An interrupted cell (checkpoint, no marker) resumes from its checkpoint.
     (Path(cells[0].run_dir) / S.MARKER).unlink()
