@@ -56,6 +56,7 @@ try:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.torch_layers import FlattenExtractor
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
@@ -64,6 +65,7 @@ from train import default_run_dir, resolve_device
 __all__ = [
     "CHECKPOINT_NAME",
     "POLICIES",
+    "IntFlattenExtractor",
     "RecurrentPPOConfig",
     "StopSignal",
     "check_core",
@@ -162,6 +164,15 @@ class RecurrentPPOConfig:
         }
 
 
+class IntFlattenExtractor(FlattenExtractor):
+    """SB3's FlattenExtractor with a Python int width: for a MultiDiscrete observation SB3 sums
+    numpy integers, and torch's LSTM refuses an ``np.int64`` input size (POPGym CountRecall)."""
+
+    def __init__(self, observation_space: spaces.Space) -> None:
+        super().__init__(observation_space)
+        self._features_dim = int(self._features_dim)
+
+
 def choose_policy(observation_space: spaces.Space, name: str = "auto") -> str:
     """SB3's policy for a (single-env) observation space: MultiInputLstmPolicy for ``Dict``,
     CnnLstmPolicy for uint8 images (C, H, W), else MlpLstmPolicy; ``name`` other than auto wins."""
@@ -187,8 +198,11 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
     rcfg = RecurrentPPOConfig.from_config(cfg.algo) if rcfg is None else rcfg
     venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)))
     policy = choose_policy(venv.observation_space, rcfg.policy)
+    kwargs = rcfg.model_kwargs()
+    if policy == "MlpLstmPolicy":
+        kwargs["policy_kwargs"]["features_extractor_class"] = IntFlattenExtractor
     try:
-        model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **rcfg.model_kwargs())
+        model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **kwargs)
     except BaseException:
         venv.close()  # e.g. SB3 refused a setting: do not leave env workers behind
         raise

@@ -253,6 +253,16 @@ def test_small_images_reach_sb3_as_vectors() -> None:
     assert small_images_as_vectors(big) is big  # nothing to cast: the env itself
 
 
+@needs_sb3
+@pytest.mark.popgym
+def test_multidiscrete_observations_build_the_lstm(tmp_path: Path) -> None:
+    # POPGym CountRecall's MultiDiscrete([2, 2]): SB3 sized the LSTM with an np.int64 and torch refused
+    pytest.importorskip("popgym")
+    cfg = rppo_cfg(log_dir=str(tmp_path))
+    cfg.env = OmegaConf.create({"name": "popgym", "id": "CountRecall", "difficulty": "Easy"})
+    assert train(cfg)["global_step"] >= cfg.total_steps
+
+
 # --- train.py with algo=rppo -----------------------------------------------------------------------
 
 
