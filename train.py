@@ -69,7 +69,9 @@ def build(cfg: DictConfig, device: torch.device, ranks: DataParallel | None = No
     ).to(device)
     rule = make_rule(cfg.algo.name, agent.core)
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
-    learner = Learner(agent, rule, envs, learner_cfg, device)
+    # this rank's share of the budget: every rank steps its envs in lockstep
+    local_steps = max(1, cfg.total_steps * envs.num_envs // cfg.num_envs)
+    learner = Learner(agent, rule, envs, learner_cfg, device, total_steps=local_steps)
     ranks.attach(learner)
     return learner
 

@@ -41,6 +41,8 @@ class LearnerConfig:
     num_minibatches: int = 4  # PPO minibatches, each a set of whole environments
     clip_coef: float = 0.2  # PPO ratio clip
     ent_coef: float = 0.05  # entropy bonus (configs/learner/default.yaml says why 0.05)
+    ent_coef_final: float | None = None  # None: constant; else linear from ent_coef to this at the
+    # learner's total_steps (the run's budget)
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     norm_adv: bool = True  # normalise advantages (per minibatch)
@@ -57,6 +59,8 @@ class LearnerConfig:
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.rollout_len < 1:
             raise ValueError(f"rollout_len must be >= 1, got {self.rollout_len}")
+        if self.ent_coef_final is not None and self.ent_coef_final < 0:
+            raise ValueError(f"ent_coef_final must be >= 0 or None, got {self.ent_coef_final}")
 
 
 class Rollout(NamedTuple):
@@ -98,14 +102,25 @@ class Learner:
         envs: a gymnasium VectorEnv (NEXT_STEP or SAME_STEP autoreset).
         cfg: the update's hyperparameters.
         device: where the network lives.
+        total_steps: this learner's budget of env steps (summed over its envs), which the schedule
+            of ``cfg.ent_coef_final`` runs over; required when that is set.
     """
 
     def __init__(
-        self, agent: ActorCritic, rule: Rule, envs: VectorEnv, cfg: LearnerConfig, device: torch.device
+        self,
+        agent: ActorCritic,
+        rule: Rule,
+        envs: VectorEnv,
+        cfg: LearnerConfig,
+        device: torch.device,
+        total_steps: int | None = None,
     ) -> None:
         if rule.core is not agent.core:
             raise ValueError("the rule must wrap the agent's own core")
+        if cfg.ent_coef_final is not None and not total_steps:
+            raise ValueError("ent_coef_final needs the learner's total_steps to schedule over")
         self.agent, self.rule, self.envs, self.cfg, self.device = agent, rule, envs, cfg, device
+        self.total_steps = total_steps
         self.num_envs = envs.num_envs
         mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.next_step_autoreset = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
@@ -284,8 +299,19 @@ class Learner:
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
         out["learning_rate"] = self.optimizer.param_groups[0]["lr"]
+        out["ent_coef"] = self.ent_coef
         out["skipped_updates"] = float(self.skipped_updates)
         return out
+
+    @property
+    def ent_coef(self) -> float:
+        """The entropy coefficient now: ``ent_coef``, or linear from it to ``ent_coef_final`` over
+        ``total_steps`` (then held)."""
+        start, final = self.cfg.ent_coef, self.cfg.ent_coef_final
+        if final is None:
+            return start
+        done = min(1.0, self.global_step / self.total_steps)
+        return start + (final - start) * done
 
     def rollout_loss(
         self, ro: Rollout, rows: Tensor | slice, advantages: Tensor, returns: Tensor, advance: bool
@@ -317,7 +343,7 @@ class Learner:
             returns[:, rows],
             valid,
             self.cfg.vf_coef,
-            self.cfg.ent_coef,
+            self.ent_coef,
             self.cfg.clip_coef if self.cfg.update == "ppo" else None,
         )
         return terms, rstate_end

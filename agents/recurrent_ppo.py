@@ -56,7 +56,7 @@ try:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.torch_layers import FlattenExtractor
+    from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
@@ -65,6 +65,7 @@ from train import default_run_dir, resolve_device
 __all__ = [
     "CHECKPOINT_NAME",
     "POLICIES",
+    "IntCombinedExtractor",
     "IntFlattenExtractor",
     "RecurrentPPOConfig",
     "StopSignal",
@@ -164,13 +165,26 @@ class RecurrentPPOConfig:
         }
 
 
-class IntFlattenExtractor(FlattenExtractor):
-    """SB3's FlattenExtractor with a Python int width: for a MultiDiscrete observation SB3 sums
-    numpy integers, and torch's LSTM refuses an ``np.int64`` input size (POPGym CountRecall)."""
+class _IntWidth:
+    """An SB3 features extractor with a Python int width: for a MultiDiscrete observation SB3 sums
+    numpy integers, and torch's LSTM refuses an ``np.int64`` input size (POPGym CountRecall, and
+    MiniGrid's grid inside a Dict)."""
 
-    def __init__(self, observation_space: spaces.Space) -> None:
-        super().__init__(observation_space)
+    def __init__(self, observation_space: spaces.Space, **kwargs: Any) -> None:
+        super().__init__(observation_space, **kwargs)
         self._features_dim = int(self._features_dim)
+
+
+class IntFlattenExtractor(_IntWidth, FlattenExtractor):
+    """SB3's FlattenExtractor (MlpLstmPolicy), its width a Python int."""
+
+
+class IntCombinedExtractor(_IntWidth, CombinedExtractor):
+    """SB3's CombinedExtractor (MultiInputLstmPolicy), its width a Python int."""
+
+
+#: the extractor that SB3 would use for a policy, with a Python int width
+_EXTRACTORS = {"MlpLstmPolicy": IntFlattenExtractor, "MultiInputLstmPolicy": IntCombinedExtractor}
 
 
 def choose_policy(observation_space: spaces.Space, name: str = "auto") -> str:
@@ -199,8 +213,8 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
     venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)))
     policy = choose_policy(venv.observation_space, rcfg.policy)
     kwargs = rcfg.model_kwargs()
-    if policy == "MlpLstmPolicy":
-        kwargs["policy_kwargs"]["features_extractor_class"] = IntFlattenExtractor
+    if policy in _EXTRACTORS:
+        kwargs["policy_kwargs"]["features_extractor_class"] = _EXTRACTORS[policy]
     try:
         model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **kwargs)
     except BaseException:

@@ -19,6 +19,7 @@ from gymnasium.vector import AsyncVectorEnv, SyncVectorEnv
 
 import envs.masked  # noqa: F401  (registers the velocity-masked ids, e.g. CartPoleNoVel-v1)
 from envs.adapter import MadeEnv, check_creator_renders, check_render_mode, describe_error, resolve_options
+from envs.minigrid import symbolic_minigrid
 
 __all__ = ["DEFAULTS", "make_gym"]
 
@@ -44,7 +45,8 @@ def make_gym(cfg: Mapping[str, Any], num_envs: int, render_mode: str | None = No
 
 
 def _env_factory(env_id: str, kwargs: dict[str, Any], render_mode: str | None) -> Callable[[], gymnasium.Env]:
-    """A picklable zero-argument constructor, failing early with the id in the message.
+    """A picklable zero-argument constructor, failing early with the id in the message. A MiniGrid
+    env's symbolic grid is declared as categories (envs/minigrid.py).
 
     ``env_id`` is read the way gymnasium spells ids: a registered id (``CartPole-v1``), or
     ``module:Name``, which imports ``module`` and then takes ``Name`` as an attribute of it if it
@@ -65,7 +67,7 @@ def _env_factory(env_id: str, kwargs: dict[str, Any], render_mode: str | None) -
         creator = getattr(module, name, None)
         if callable(creator):
             check_creator_renders(creator, render_mode, what)
-            return partial(creator, **kwargs)
+            return partial(_built, partial(creator, **kwargs))
     try:
         entry_point = gymnasium.spec(name).entry_point
     except gymnasium.error.Error as exc:
@@ -83,7 +85,11 @@ def _env_factory(env_id: str, kwargs: dict[str, Any], render_mode: str | None) -
     elif entry_point is not None:
         check_creator_renders(entry_point, render_mode, what)
     # The full ``module:Id``: gymnasium.make imports the module again in an async worker.
-    return partial(gymnasium.make, env_id, **kwargs)
+    return partial(_built, partial(gymnasium.make, env_id, **kwargs))
+
+
+def _built(make: Callable[[], gymnasium.Env]) -> gymnasium.Env:
+    return symbolic_minigrid(make())
 
 
 def _close_ids(name: str) -> str:

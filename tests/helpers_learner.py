@@ -36,6 +36,7 @@ def make_learner(
     seed: int = 0,
     hidden_size: int = 6,
     device: torch.device | None = None,
+    total_steps: int | None = None,
     **cfg,
 ) -> Learner:
     """A small learner, its weights drawn from ``seed`` in the default dtype."""
@@ -51,7 +52,7 @@ def make_learner(
     )
     agent.to(device)
     cfg = {"rollout_len": 6, "update": "a2c", **cfg}
-    return Learner(agent, RULES[rule](agent.core), envs, LearnerConfig(**cfg), device)
+    return Learner(agent, RULES[rule](agent.core), envs, LearnerConfig(**cfg), device, total_steps)
 
 
 def advantages(learner: Learner, ro: Rollout) -> tuple[Tensor, Tensor]:

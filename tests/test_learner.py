@@ -401,6 +401,32 @@ def test_fused_optimizer_takes_the_same_step(optimizer):
         torch.testing.assert_close(after[k], want[k], rtol=1e-10, atol=1e-12, msg=k)
 
 
+def test_entropy_coefficient_goes_linearly_to_its_final_value_over_the_budget():
+    # 3 envs x 6 steps: 18 env steps per rollout, a budget of 36
+    learner = make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01)
+    seen = [learner.update(learner.collect())["ent_coef"] for _ in range(3)]
+    assert seen == pytest.approx([0.03, 0.01, 0.01])  # at 18 and 36 steps, then held
+    with pytest.raises(ValueError, match="needs the learner's total_steps"):
+        make_learner(ent_coef_final=0.0)
+    with pytest.raises(ValueError, match="ent_coef_final must be >= 0"):
+        LearnerConfig(ent_coef_final=-0.1)
+
+
+def test_scheduled_entropy_takes_the_step_of_that_constant_coefficient():
+    scheduled = make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01)
+    constant = make_learner(ent_coef=0.03)
+    ro = scheduled.collect()  # 18 of 36 steps: the schedule is at 0.03
+    constant.global_step = scheduled.global_step
+    for learner in (scheduled, constant):
+        learner.update(ro)
+    after, want = params_of(scheduled), params_of(constant)
+    for k in want:
+        torch.testing.assert_close(after[k], want[k], rtol=1e-12, atol=1e-14, msg=k)
+    changed = make_learner(ent_coef=0.05)
+    changed.update(ro)
+    assert any(not torch.equal(params_of(changed)[k], want[k]) for k in want)  # the test can fail
+
+
 # --- dtypes and devices -----------------------------------------------------------------------
 
 

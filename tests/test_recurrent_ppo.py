@@ -263,6 +263,16 @@ def test_multidiscrete_observations_build_the_lstm(tmp_path: Path) -> None:
     assert train(cfg)["global_step"] >= cfg.total_steps
 
 
+@needs_sb3
+@pytest.mark.minigrid
+def test_dict_with_a_multidiscrete_part_builds_the_lstm(tmp_path: Path) -> None:
+    # MiniGrid's grid as categories inside a Dict: SB3's CombinedExtractor summed numpy ints too
+    pytest.importorskip("minigrid")
+    cfg = rppo_cfg(log_dir=str(tmp_path))
+    cfg.env = OmegaConf.create({"name": "gym", "id": "minigrid:MiniGrid-MemoryS7-v0"})
+    assert train(cfg)["global_step"] >= cfg.total_steps
+
+
 # --- train.py with algo=rppo -----------------------------------------------------------------------
 
 

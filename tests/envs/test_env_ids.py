@@ -127,8 +127,6 @@ def test_minigrid_spelling_from_the_issue():
     assert set(env.single_observation_space.spaces) == {"direction", "image"}
     with pytest.raises(ValueError, match="AssertionError"):  # MemoryEnv's default size is even
         _gym("minigrid.envs:MemoryEnv")
-    assert _gym("minigrid.envs:MemoryEnv", kwargs={"size": 7}).single_observation_space["image"].shape == (
-        3,
-        7,
-        7,
-    )
+    # the class path gets the same symbolic grid as the id: 7 x 7 cells of (object, colour, state)
+    grid = _gym("minigrid.envs:MemoryEnv", kwargs={"size": 7}).single_observation_space["image"]
+    assert grid == env.single_observation_space["image"] and grid.shape == (7 * 7 * 3,)

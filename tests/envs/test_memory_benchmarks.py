@@ -75,3 +75,48 @@ def test_env_config_trains(tmp_path, choices, values, needs):
     cfg = tiny_cfg(*choices, **values)
     summary = train(cfg, run_dir=tmp_path)
     assert summary["global_step"] >= cfg.total_steps and summary["skipped_updates"] == 0
+
+
+@pytest.mark.minigrid
+def test_minigrid_grid_reaches_the_agent_as_categories_with_its_values_unchanged():
+    pytest.importorskip("minigrid")
+    from envs.make import make_vector_env
+
+    with pytest.warns(UserWarning, match="'mission'"):
+        env = make_vector_env({"name": "gym", "id": "minigrid:MiniGrid-MemoryS7-v0"}, num_envs=2, seed=0)
+    raw = gymnasium.make("MiniGrid-MemoryS7-v0")
+    space = env.single_observation_space
+    assert isinstance(space["image"], gymnasium.spaces.MultiDiscrete)
+    np.testing.assert_array_equal(space["image"].nvec, np.tile([11, 6, 3], 49))
+    obs, _ = env.reset(seed=5)
+    want, _ = raw.reset(seed=5)
+    np.testing.assert_array_equal(obs["image"][0], want["image"].reshape(-1))
+    assert space.contains({key: value[0] for key, value in obs.items()})
+    for _ in range(5):
+        obs, *_ = env.step(np.array([2, 2]))
+        want, *_ = raw.step(2)
+        np.testing.assert_array_equal(obs["image"][0], want["image"].reshape(-1))
+    env.close()
+
+
+@pytest.mark.minigrid
+def test_symbolic_view_only_for_minigrids_grid():
+    pytest.importorskip("minigrid")
+    from minigrid.wrappers import ImgObsWrapper, RGBImgPartialObsWrapper
+
+    from agents.encoders import make_encoder
+    from envs.minigrid import SymbolicGrid, symbolic_minigrid
+
+    alone = symbolic_minigrid(ImgObsWrapper(gymnasium.make("MiniGrid-MemoryS7-v0")))
+    assert isinstance(alone.observation_space, gymnasium.spaces.MultiDiscrete)
+    assert alone.observation_space.shape == (7, 7, 3)
+    obs, _ = alone.reset(seed=0)
+    assert alone.observation_space.contains(obs)
+    flat = gymnasium.spaces.MultiDiscrete(alone.observation_space.nvec.reshape(-1))
+    assert make_encoder(flat).out_size == 49 * 20  # one-hot: 11 objects + 6 colours + 3 states a cell
+    pixels = RGBImgPartialObsWrapper(gymnasium.make("MiniGrid-MemoryS7-v0"))
+    assert symbolic_minigrid(pixels) is pixels
+    cartpole = gymnasium.make("CartPole-v1")
+    assert symbolic_minigrid(cartpole) is cartpole
+    with pytest.raises(ValueError, match="does not observe a MiniGrid symbolic grid"):
+        SymbolicGrid(cartpole)
