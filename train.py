@@ -33,28 +33,8 @@ from agents.distributed import DataParallel
 from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
+from agents.runs import default_run_dir, resolve_device
 from envs import make_vector_env
-
-
-def resolve_device(name: str) -> torch.device:
-    """auto → cuda when available, else cpu."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise ValueError(f"device must be auto, cpu or cuda, got {name!r}")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device=cuda was asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
-def default_run_dir(cfg: DictConfig) -> Path:
-    """<log_dir>/<env>/<algo>-<core>/seed<seed>-<time>, Hydra's run dir when Hydra runs us."""
-    from hydra.core.hydra_config import HydraConfig
-
-    if HydraConfig.initialized():
-        return Path(HydraConfig.get().runtime.output_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    return Path(cfg.log_dir) / cfg.env.name / f"{cfg.algo.name}-{cfg.core.name}" / f"seed{cfg.seed}-{stamp}"
 
 
 def build(cfg: DictConfig, device: torch.device, ranks: DataParallel | None = None) -> Learner:

@@ -60,7 +60,7 @@ try:
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
-from train import default_run_dir, resolve_device
+from agents.runs import default_run_dir, resolve_device
 
 __all__ = [
     "CHECKPOINT_NAME",

@@ -58,7 +58,8 @@ def worker(args: argparse.Namespace) -> None:
     import torch.distributed as dist
 
     from agents.distributed import DataParallel
-    from train import build, resolve_device
+    from agents.runs import resolve_device
+    from train import build
 
     ranks = DataParallel.from_env(resolve_device(args.device))
     k = ranks.world_size
