@@ -36,6 +36,7 @@ class LearnerConfig:
     gamma: float = 0.99
     gae_lambda: float = 0.95
     lr: float = 3e-4
+    lr_final: float | None = None  # None: constant; else linear from lr to this at total_steps
     optimizer: str = "adam"  # "adam" or "rmsprop" (IMPALA)
     num_epochs: int = 4  # PPO epochs over each rollout
     num_minibatches: int = 4  # PPO minibatches, each a set of whole environments
@@ -59,8 +60,9 @@ class LearnerConfig:
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.rollout_len < 1:
             raise ValueError(f"rollout_len must be >= 1, got {self.rollout_len}")
-        if self.ent_coef_final is not None and self.ent_coef_final < 0:
-            raise ValueError(f"ent_coef_final must be >= 0 or None, got {self.ent_coef_final}")
+        for key in ("lr_final", "ent_coef_final"):
+            if getattr(self, key) is not None and getattr(self, key) < 0:
+                raise ValueError(f"{key} must be >= 0 or None, got {getattr(self, key)}")
 
 
 class Rollout(NamedTuple):
@@ -102,8 +104,8 @@ class Learner:
         envs: a gymnasium VectorEnv (NEXT_STEP or SAME_STEP autoreset).
         cfg: the update's hyperparameters.
         device: where the network lives.
-        total_steps: this learner's budget of env steps (summed over its envs), which the schedule
-            of ``cfg.ent_coef_final`` runs over; required when that is set.
+        total_steps: this learner's budget of env steps (summed over its envs), which the
+            schedules of ``cfg.lr_final`` and ``cfg.ent_coef_final`` run over; required for them.
     """
 
     def __init__(
@@ -117,8 +119,9 @@ class Learner:
     ) -> None:
         if rule.core is not agent.core:
             raise ValueError("the rule must wrap the agent's own core")
-        if cfg.ent_coef_final is not None and not total_steps:
-            raise ValueError("ent_coef_final needs the learner's total_steps to schedule over")
+        for key in ("lr_final", "ent_coef_final"):
+            if getattr(cfg, key) is not None and not total_steps:
+                raise ValueError(f"{key} needs the learner's total_steps to schedule over")
         self.agent, self.rule, self.envs, self.cfg, self.device = agent, rule, envs, cfg, device
         self.total_steps = total_steps
         self.num_envs = envs.num_envs
@@ -263,6 +266,8 @@ class Learner:
         advantages, returns = gae(
             ro.rewards, ro.values, ro.next_value, ro.terminated, ro.ended, cfg.gamma, cfg.gae_lambda
         )
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.scheduled(cfg.lr, cfg.lr_final)
         ppo = cfg.update == "ppo"
         epochs = cfg.num_epochs if ppo else 1
         groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
@@ -299,15 +304,13 @@ class Learner:
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
         out["learning_rate"] = self.optimizer.param_groups[0]["lr"]
-        out["ent_coef"] = self.ent_coef
+        out["ent_coef"] = self.scheduled(cfg.ent_coef, cfg.ent_coef_final)
         out["skipped_updates"] = float(self.skipped_updates)
         return out
 
-    @property
-    def ent_coef(self) -> float:
-        """The entropy coefficient now: ``ent_coef``, or linear from it to ``ent_coef_final`` over
-        ``total_steps`` (then held)."""
-        start, final = self.cfg.ent_coef, self.cfg.ent_coef_final
+    def scheduled(self, start: float, final: float | None) -> float:
+        """A hyperparameter now: ``start``, or linear from it to ``final`` over ``total_steps``
+        (then held) when ``final`` is set."""
         if final is None:
             return start
         done = min(1.0, self.global_step / self.total_steps)
@@ -343,7 +346,7 @@ class Learner:
             returns[:, rows],
             valid,
             self.cfg.vf_coef,
-            self.ent_coef,
+            self.scheduled(self.cfg.ent_coef, self.cfg.ent_coef_final),
             self.cfg.clip_coef if self.cfg.update == "ppo" else None,
         )
         return terms, rstate_end

@@ -412,6 +412,15 @@ def test_entropy_coefficient_goes_linearly_to_its_final_value_over_the_budget():
         LearnerConfig(ent_coef_final=-0.1)
 
 
+def test_learning_rate_goes_linearly_to_its_final_value_over_the_budget():
+    learner = make_learner(total_steps=36, lr=1e-3, lr_final=1e-4)
+    seen = [learner.update(learner.collect())["learning_rate"] for _ in range(3)]
+    assert seen == pytest.approx([5.5e-4, 1e-4, 1e-4])
+    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    with pytest.raises(ValueError, match="lr_final needs the learner's total_steps"):
+        make_learner(lr_final=0.0)
+
+
 def test_scheduled_entropy_takes_the_step_of_that_constant_coefficient():
     scheduled = make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01)
     constant = make_learner(ent_coef=0.03)
