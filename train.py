@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.checkpoint import checkpoint_name, load_checkpoint, save_checkpoint
 from agents.distributed import DataParallel
 from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
@@ -108,7 +108,7 @@ def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, 
     learner = build(cfg, device, ranks)
     ranks.seed_rank(cfg.seed)  # then each rank samples its own actions
     env_name = getattr(learner.envs, "env_name", cfg.env.name)
-    ckpt_path = run_dir / "checkpoint.pt"
+    ckpt_path = run_dir / checkpoint_name(cfg.algo.name)
     if cfg.resume:
         # several ranks: rank 0 reads it onto the CPU and sends every rank its part
         where = device if ranks.world_size == 1 else "cpu"

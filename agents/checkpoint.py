@@ -10,7 +10,13 @@ from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["load_checkpoint", "save_checkpoint", "write_atomically"]
+__all__ = ["checkpoint_name", "load_checkpoint", "save_checkpoint", "write_atomically"]
+
+
+def checkpoint_name(algo: str) -> str:
+    """The file a run of ``algo`` checkpoints to in its run dir (``resume=`` takes it): our
+    learner's ``checkpoint.pt``, or for the peer (algo=rppo) SB3's own zip."""
+    return "checkpoint.zip" if algo == "rppo" else "checkpoint.pt"
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | Path) -> Path:

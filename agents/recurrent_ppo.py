@@ -47,7 +47,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from agents.checkpoint import write_atomically
+from agents.checkpoint import checkpoint_name, write_atomically
 from agents.learner import LearnerConfig
 from envs import make_vector_env
 from envs.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
@@ -79,7 +79,7 @@ __all__ = [
 ]
 
 POLICIES = ("auto", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
-CHECKPOINT_NAME = "checkpoint.zip"
+CHECKPOINT_NAME = checkpoint_name("rppo")
 # SB3's train/* names that differ from our learner's, and the factor that makes them the same number.
 _RENAMED: dict[str, tuple[str, float]] = {
     "train/policy_gradient_loss": ("train/policy_loss", 1.0),

@@ -14,9 +14,9 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
   SLURM cells go on, and running it again before they end would start them a second time.
 - **Resuming**: a cell that trained its whole budget leaves ``suite_cell.json`` (the cell, the
   summary, the wall time) and is skipped from then on. A cell without it starts again, from its
-  ``checkpoint.pt`` (``resume=``) when that run had the same config, else from scratch in a
-  cleared directory (algo=rppo cannot resume: its cells start again). A cell that raises is
-  logged in ``suite_cell_error.txt`` and the others go on.
+  checkpoint (``resume=``; ``checkpoint.pt``, or ``checkpoint.zip`` for algo=rppo) when that run
+  had the same config, else from scratch in a cleared directory. A cell that raises is logged in
+  ``suite_cell_error.txt`` and the others go on.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
@@ -299,10 +299,11 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     try:
         if str(ROOT) not in sys.path:  # train.py sits at the repo root, outside the packages
             sys.path.insert(0, str(ROOT))
+        from agents.checkpoint import checkpoint_name
         from train import train
 
         cfg = compose_cell(cell)
-        checkpoint = run_dir / "checkpoint.pt"
+        checkpoint = run_dir / checkpoint_name(cfg.algo.name)  # rppo: SB3's zip
         resumed = checkpoint.is_file() and _same_config(run_dir / "config.yaml", cfg)
         if resumed:
             cfg.resume = str(checkpoint)

@@ -212,3 +212,19 @@ def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path):
     result = S.run_cell(cells[0])
     assert result["status"] == "done" and result["resumed"]
     assert sys.modules["benchmarks.suite"] is S
+
+
+def test_an_interrupted_rppo_cell_resumes_from_sb3s_zip(tmp_path):
+    pytest.importorskip("sb3_contrib")
+    text = TINY_SUITE.replace(
+        "  tbptt-lstm: [algo=tbptt, core=lstm, core.hidden_size=8]",
+        "  rppo: [algo=rppo, algo.n_steps=8, algo.batch_size=16, algo.n_epochs=1, core.hidden_size=8]",
+    ).replace("total_steps: 32", "total_steps: 48")
+    cells = [c for c in S.expand(S.load_suite(_write(tmp_path, text)), tmp_path / "s") if c.agent == "rppo"]
+    first = S.run_cell(cells[0])
+    assert first["status"] == "done" and not first["resumed"]
+    run_dir = Path(cells[0].run_dir)
+    assert (run_dir / "checkpoint.zip").is_file()
+    (run_dir / S.MARKER).unlink()
+    again = S.run_cell(cells[0])
+    assert again["status"] == "done" and again["resumed"]
