@@ -18,6 +18,10 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   Only envs that every agent ran enter the aggregate, with as many seeds per env as the agent's
   smallest count (rliable's bootstrap needs a full runs × envs matrix).
 
+- **Targets** (``--targets FILE``, agents/targets.py): declared claims, such as "the best RTRL agent
+  ends at least as high as RecurrentPPO on every POPGym Easy env", each reported as met, not met
+  or pending in a "Targets" section at the top of summary.md.
+
 Env labels come from ``config.yaml`` in the env adapters' own format (``popgym:RepeatPreviousEasy``,
 ``recall:delay12-cues4``, ``atari:pong``, ``procgen:maze-memory``, ``gym:CartPole-v1``), so finished
 and crashed runs group together; an env family this module does not know uses the label the run
@@ -42,10 +46,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import yaml
+
+if TYPE_CHECKING:
+    from agents.targets import Target, TargetResult
 
 __all__ = [
     "AgentStats",
@@ -553,13 +560,17 @@ def write_report(
     command: str | None = None,
     num_points: int = 100,
     seed: int = 0,
+    targets: Sequence[Target] = (),
 ) -> list[Path]:
     """Write summary.md, summary.json, summary.csv, one curves PNG per env and aggregate.png.
 
     Returns the paths written. ``command`` (the command line that made the report) goes into
-    the markdown header.
+    the markdown header; ``targets`` (agents.targets) are checked into a "Targets" section.
     """
     from agents.compare_plots import agent_colors, plot_aggregate, plot_curves
+    from agents.targets import evaluate
+
+    checked = evaluate(targets, summary, runs)
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -591,6 +602,7 @@ def write_report(
             for env, (low, high) in summary.bounds.items()
         },
         "notes": summary.notes,
+        "targets": [asdict(result) for result in checked],
         "runs": [
             {"path": str(r.path), "env": r.env, "agent": r.agent, "seed": r.seed, "final": r.final,
              "last_step": int(r.steps[-1]), "points": len(r.steps), "labels_from": r.source}
@@ -609,7 +621,7 @@ def write_report(
                 [*(values[k] for k in columns), *row.final_ci, " ".join(map(str, row.seeds)),
                  " ".join(f"{x:.6g}" for x in row.finals)]
             )  # fmt: skip
-    (out / "summary.md").write_text(_markdown(summary, meta, command))
+    (out / "summary.md").write_text(_markdown(summary, meta, command, checked))
     return [out / "summary.md", out / "summary.json", out / "summary.csv", *written]
 
 
@@ -621,7 +633,11 @@ def _ci(mean: float, ci: tuple[float, float]) -> str:
     return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
 
 
-def _markdown(summary: Summary, meta: Mapping[str, Any], command: str | None) -> str:
+def _markdown(
+    summary: Summary, meta: Mapping[str, Any], command: str | None, checked: Sequence[TargetResult] = ()
+) -> str:
+    from agents.targets import targets_markdown
+
     tag, thr = summary.tag, summary.threshold
     lines = [
         "# Run comparison",
@@ -645,6 +661,7 @@ def _markdown(summary: Summary, meta: Mapping[str, Any], command: str | None) ->
     envs = sorted({row.env for row in summary.rows})
     agents = sorted({row.agent for row in summary.rows})
     by_key = {(row.env, row.agent): row for row in summary.rows}
+    lines += targets_markdown(checked)
     lines += ["## Overview: final return, mean over seeds (worst seed)", ""]
     lines += ["| env | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
     for env in envs:
@@ -717,6 +734,8 @@ def _markdown(summary: Summary, meta: Mapping[str, Any], command: str | None) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m agents.compare DIR... --out OUT``; returns the exit status."""
+    from agents.targets import load_targets
+
     parser = argparse.ArgumentParser(
         prog="python -m agents.compare",
         description="Compare finished runs: summary.md/json/csv and PNGs of curves and the aggregate.",
@@ -733,15 +752,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         dest="agent_keys",
         help="dotted config key that splits agents further, e.g. algo.rollout_len (repeatable)",
     )
+    parser.add_argument("--targets", help="YAML of targets to check (a list, or a suite config's targets)")
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     args = parser.parse_args(argv)
     try:
         runs = load_runs(args.dirs, args.tag, args.agent_keys)
         bounds = load_bounds(args.bounds) if args.bounds else None
+        targets = load_targets(args.targets) if args.targets else []
         summary = summarize(runs, args.threshold, bounds, args.reps, args.seed)
         command = "python -m agents.compare " + " ".join(sys.argv[1:] if argv is None else argv)
-        paths = write_report(summary, runs, args.out, command, seed=args.seed)
+        paths = write_report(summary, runs, args.out, command, seed=args.seed, targets=targets)
     except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
-  [--threshold X]`` over every run under the suite dir, after the cells.
+  [--threshold X] [--targets <suite config>]`` over every run under the suite dir, after the
+  cells. A suite's ``targets:`` (agents/targets.py) are checked there: met, not met or pending.
 
 A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo`` and
 ``core`` keys: the task describes the task, never the learner.
@@ -51,6 +52,8 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+
+from agents.targets import Target, parse_targets
 
 __all__ = [
     "MARKER",
@@ -105,6 +108,8 @@ class Suite:
     common: tuple[str, ...] = ()
     threshold: float | None = None
     n_jobs: int = 2
+    targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
+    path: Path | None = None  # the config file (the report reads its targets from it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,7 +151,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
-    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs"}
+    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
@@ -180,6 +185,8 @@ def load_suite(name_or_path: str | Path) -> Suite:
         common=common,
         threshold=None if threshold is None else float(threshold),
         n_jobs=n_jobs,
+        targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
+        path=path,
     )
 
 
@@ -427,13 +434,20 @@ def launch(
 
 
 def report(
-    suite_dir: str | Path, out: str | Path, threshold: float | None = None, module: str = "agents.compare"
+    suite_dir: str | Path,
+    out: str | Path,
+    threshold: float | None = None,
+    module: str = "agents.compare",
+    targets: str | Path | None = None,
 ) -> int:
-    """``python -m agents.compare <suite_dir> --out <out> [--threshold X]``; its exit status."""
+    """``python -m agents.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]``; its
+    exit status."""
     # Paths relative to the repo root where they can be: the report quotes its command.
     cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
     if threshold is not None:
         cmd += ["--threshold", str(threshold)]
+    if targets is not None:
+        cmd += ["--targets", _from_root(targets)]
     print("+ " + shlex.join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -498,7 +512,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     status = 1 if failed else 0
     if not args.no_report and len(failed) < len(cells):
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
-        status = report(suite_dir, out, suite.threshold) or status
+        targets = suite.path if suite.targets else None
+        status = report(suite_dir, out, suite.threshold, targets=targets) or status
     return status
 
 

@@ -148,6 +148,24 @@ def test_summary_markdown_and_csv(report: Path) -> None:
 
 
 @pytest.mark.compare
+def test_targets_are_checked_into_the_report(runs_root: Path, tmp_path: Path) -> None:
+    need_rliable()
+    (tmp_path / "targets.yaml").write_text(
+        "- {name: beats, envs: ['popgym:*'], agents: [rtrl-elstm], check: final_above, versus: tbptt-lstm}\n"
+        "- {name: high, envs: ['recall:*'], agents: [rtrl-elstm], check: final_at_least, value: 2.0}\n"
+        "- {name: later, envs: ['atari:*'], agents: [rtrl-elstm], check: stays, value: 0.5}\n"
+    )
+    out = tmp_path / "out"
+    argv = [str(runs_root), "--out", str(out), "--reps", "100", "--targets", str(tmp_path / "targets.yaml")]
+    assert compare.main(argv) == 0
+    md = (out / "summary.md").read_text()
+    assert "## Targets" in md and "1 met, 1 not met, 1 pending" in md
+    assert "| beats | popgym:RepeatPreviousEasy | **met** | rtrl-elstm | rtrl-elstm 0.875" in md
+    targets = json.loads((out / "summary.json").read_text())["targets"]
+    assert [t["status"] for t in targets] == ["met", "not met", "pending"]
+
+
+@pytest.mark.compare
 def test_aggregate_iqm_of_normalised_finals(report: Path) -> None:
     data = json.loads((report / "summary.json").read_text())
     assert data["bounds"]["popgym:RepeatPreviousEasy"] == {"low": 0.375, "high": 1.125, "source": "observed"}

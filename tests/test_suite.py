@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from fnmatch import fnmatch
 from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from agents import compare
 from benchmarks import suite as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +35,12 @@ def _write(tmp_path: Path, text: str, name: str = "tiny.yaml") -> Path:
     return path
 
 
-def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> None:
-    """Compose train.py's config for each (task, agent) as the cell would, and check it."""
+def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Compose train.py's config for each (task, agent) as the cell would, and check it.
+
+    Returns the report's (env, agent) labels of the pairs."""
     cells = {(c.task, c.agent): c for c in S.expand(suite, "/nonexistent") if c.seed == suite.seeds[0]}
+    labels = set()
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for task, agent in sorted(pairs):
             cfg = compose("config", overrides=list(cells[(task, agent)].overrides))
@@ -50,6 +55,9 @@ def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> None:
                 task,
                 agent,
             )
+            config = OmegaConf.to_container(cfg)
+            labels.add((compare.env_label(config["env"], config["policy"]), compare.agent_label(config)))
+    return labels
 
 
 @pytest.mark.parametrize("name", ["memory", "quick"])
@@ -61,7 +69,13 @@ def test_every_task_and_agent_composes(name):
     pairs |= {
         (next(t for t, task in suite.tasks.items() if a in (task.agents or (a,))), a) for a in suite.agents
     }
-    _check_composes(suite, pairs)
+    labels = _check_composes(suite, pairs)
+    # Targets name the report's labels; a typo would leave a target pending for ever.
+    envs, agents = {env for env, _ in labels}, {agent for _, agent in labels}
+    for target in suite.targets:
+        for pattern in target.envs:
+            assert any(fnmatch(env, pattern) for env in envs if env), (target.name, pattern, envs)
+        assert {*target.agents, *target.versus.values()} <= agents, (target.name, agents)
 
 
 @pytest.mark.slow
@@ -140,6 +154,7 @@ def test_finished_cells_are_skipped(tmp_path):
         (TINY_SUITE.replace("total_steps: 32", "total_steps: 32\n    agents: [nope]"), "valid agents"),
         (TINY_SUITE + "budget: 3\n", "valid keys"),
         (TINY_SUITE.replace("seeds: [0]", "seeds: []"), "seeds"),
+        (TINY_SUITE + "targets: [{name: t, envs: [e], agents: [a], check: best}]\n", "unknown check 'best'"),
     ],
 )
 def test_bad_suite_configs_raise(tmp_path, text, match):
@@ -172,6 +187,15 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     out = tmp_path / "argv.json"
     assert S.report(tmp_path / "s", out, 0.9, module="fake_compare") == 0
     assert json.loads(out.read_text()) == [str(tmp_path / "s"), "--out", str(out), "--threshold", "0.9"]
+    # A suite with targets hands its own config to the report, which checks them.
+    assert S.report(tmp_path / "s", out, None, module="fake_compare", targets=tmp_path / "t.yaml") == 0
+    assert json.loads(out.read_text()) == [
+        str(tmp_path / "s"),
+        "--out",
+        str(out),
+        "--targets",
+        str(tmp_path / "t.yaml"),
+    ]
     # Inside the repo the paths are relative to it, so the report's quoted command is portable.
     assert S._from_root(ROOT / "runs" / "suite" / "quick") == "runs/suite/quick"
 

@@ -1,0 +1,186 @@
+"""Targets (agents/targets.py): each check met and not met on hand-made curves, pending, bad YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agents import compare
+from agents.targets import evaluate, last_quarter, load_targets, parse_targets, targets_markdown
+
+ENV = "recall:delay16-cues4"
+POINTS = 40  # logged points per run, one every 1000 env steps and every 2 seconds
+
+
+@pytest.fixture(autouse=True)
+def need_rliable() -> None:
+    pytest.importorskip("rliable", reason='needs the compare extra: pip install -e ".[compare]"')
+
+
+def run(agent: str, seed: int, values: list[float] | np.ndarray, env: str = ENV) -> compare.Run:
+    steps = 1000 * np.arange(1, len(values) + 1)
+    return compare.Run(
+        path=Path(f"/runs/{env}/{agent}/seed{seed}"),
+        env=env,
+        agent=agent,
+        seed=seed,
+        steps=steps,
+        values=np.asarray(values, dtype=float),
+        seconds=steps / 500.0,
+        fps=None,
+        source="config",
+    )
+
+
+def ramp(reach_at: int | None, top: float = 1.0, low: float = 0.0) -> np.ndarray:
+    """``low`` until point ``reach_at`` (1-based: env step 1000 * reach_at), ``top`` from there."""
+    values = np.full(POINTS, low)
+    if reach_at is not None:
+        values[reach_at - 1 :] = top
+    return values
+
+
+def check(runs: list[compare.Run], target: dict, threshold: float | None = 0.9) -> list:
+    summary = compare.summarize(runs, threshold, reps=200)
+    return evaluate(parse_targets([{"name": "t", "envs": [ENV], **target}]), summary, runs)
+
+
+def status(runs: list[compare.Run], target: dict, threshold: float | None = 0.9) -> str:
+    (result,) = check(runs, target, threshold)
+    return result.status
+
+
+def flat(agent: str, levels: tuple[float, ...]) -> list[compare.Run]:
+    return [run(agent, seed, np.full(POINTS, level)) for seed, level in enumerate(levels)]
+
+
+def test_final_checks_compare_means_and_intervals() -> None:
+    ours, peer = flat("rtrl-elstm", (0.8, 0.9, 1.0)), flat("rppo-lstm", (0.5, 0.6, 0.7))
+    at_least = {"agents": ["rtrl-elstm"], "check": "final_at_least", "versus": "rppo-lstm"}
+    assert status(ours + peer, at_least) == "met"
+    assert status(flat("rtrl-elstm", (0.5, 0.6, 0.7)) + peer, at_least) == "met"  # equal means
+    assert status(flat("rtrl-elstm", (0.5, 0.6, 0.69)) + peer, at_least) == "not met"
+    above = {**at_least, "check": "final_above"}
+    assert status(flat("rtrl-elstm", (0.5, 0.6, 0.7)) + peer, above) == "not met"  # strictly higher
+    assert status(ours + peer, {**above, "versus": None, "value": 0.89}) == "met"
+    assert status(ours + peer, {**above, "versus": None, "value": 0.9}) == "not met"
+    # Clearly: the intervals must not overlap; a higher mean with overlapping seeds is not enough.
+    clearly = {**at_least, "check": "final_clearly_above"}
+    assert status(ours + peer, clearly) == "met"
+    assert status(flat("rtrl-elstm", (0.55, 0.9, 1.0)) + peer, clearly) == "not met"
+    assert status(ours, {**clearly, "versus": None, "value": 0.79}) == "met"
+    assert status(ours, {**clearly, "versus": None, "value": 0.81}) == "not met"
+
+
+def test_any_listed_agent_meets_it_and_the_report_names_it() -> None:
+    runs = flat("rtrl-elstm", (0.1,) * 3) + flat("rtrl-rtu", (0.9,) * 3) + flat("rppo-lstm", (0.5,) * 3)
+    target = {"agents": ["rtrl-elstm", "rtrl-rtu"], "check": "final_at_least", "versus": "rppo-lstm"}
+    (result,) = check(runs, target)
+    assert (result.status, result.agent) == ("met", "rtrl-rtu")
+    assert "rtrl-rtu 0.900" in result.detail and "rppo-lstm 0.500" in result.detail
+    # Not met: the closest agent is shown.
+    (result,) = check(runs, {**target, "value": 0.95, "versus": None})
+    assert (result.status, result.agent) == ("not met", "rtrl-rtu")
+
+
+def test_sooner_needs_every_seed_and_the_ratio() -> None:
+    tbptt = [run("tbptt-elstm", s, ramp(30)) for s in range(3)]  # 0.9 at 30k steps
+    target = {"agents": ["rtrl-elstm"], "check": "sooner", "versus": "tbptt-elstm", "ratio": 1 / 3}
+    fast = [run("rtrl-elstm", s, ramp(at)) for s, at in enumerate((9, 10, 11))]  # mean 10k <= 30k / 3
+    assert status(fast + tbptt, target) == "met"
+    slow = [run("rtrl-elstm", s, ramp(at)) for s, at in enumerate((10, 11, 12))]  # mean 11k > 10k
+    assert status(slow + tbptt, target) == "not met"
+    assert status(slow + tbptt, {**target, "ratio": 0.5}) == "met"
+    one_short = [run("rtrl-elstm", s, ramp(at)) for s, at in enumerate((5, 5, None))]
+    (result,) = check(one_short + tbptt, target)
+    assert result.status == "not met" and "2/3 seeds" in result.detail
+    never = [run("tbptt-elstm", s, ramp(None)) for s in range(3)]
+    (result,) = check(fast + never, target)
+    assert result.status == "met" and "never reached" in result.detail
+    # The opponent's mean is over its seeds that reached it (conservative for us).
+    some = [run("tbptt-elstm", 0, ramp(30)), run("tbptt-elstm", 1, ramp(None))]
+    assert status(slow + some, target) == "not met"
+    # By wall-clock seconds (2 s per point here) and with the target's own threshold.
+    seconds = {**target, "by": "seconds", "ratio": 1.0}
+    slow_clock = [run("tbptt-elstm", s, ramp(10)) for s in range(3)]
+    (result,) = check(slow + slow_clock, seconds)
+    assert result.status == "not met" and "22 s" in result.detail
+    lower = [run("rtrl-elstm", s, ramp(8, top=0.6) + ramp(20, top=0.4)) for s in range(3)]  # 0.6 at 8k
+    assert status(lower + slow_clock, {**seconds, "threshold": 0.5}) == "met"
+    assert status(lower + slow_clock, {**seconds, "threshold": 0.9}) == "not met"
+
+
+def test_sooner_without_any_threshold_is_an_error() -> None:
+    runs = [run("a", 0, ramp(5)), run("b", 0, ramp(6))]
+    with pytest.raises(ValueError, match="needs a threshold"):
+        check(runs, {"agents": ["a"], "check": "sooner", "versus": "b"}, threshold=None)
+
+
+def test_stays_reads_every_seeds_last_quarter() -> None:
+    held = [run("rtrl-elstm", s, ramp(10, top=0.95)) for s in range(3)]
+    target = {"agents": ["rtrl-elstm"], "check": "stays", "value": 0.9}
+    assert status(held, target) == "met"
+    # One seed learns, then falls back in its last quarter: the peak does not count.
+    fell = ramp(10, top=0.95)
+    fell[-8:] = 0.3  # last quarter = points 31..40 (steps >= 30,250): 2 at 0.95, 8 at 0.3
+    (result,) = check([*held[:2], run("rtrl-elstm", 2, fell)], target)
+    assert result.status == "not met" and "0.430" in result.detail
+    assert last_quarter(run("x", 0, fell)) == pytest.approx((2 * 0.95 + 8 * 0.3) / 10)
+
+
+def test_pending_when_the_runs_are_not_there_yet() -> None:
+    runs = flat("rtrl-elstm", (0.9,) * 3)
+    target = {"agents": ["rtrl-elstm"], "check": "final_above", "versus": "tbptt-elstm"}
+    (result,) = check(runs, target)
+    assert result.status == "pending" and "tbptt-elstm" in result.detail
+    summary = compare.summarize(runs, 0.9, reps=200)
+    (result,) = evaluate(parse_targets([{"name": "t", "envs": ["popgym:*"], **target}]), summary, runs)
+    assert result.status == "pending" and result.env == "popgym:*"
+
+
+def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
+    runs = flat("rtrl-elstm", (0.9,) * 3) + [
+        run("rtrl-elstm", s, np.full(POINTS, 0.2), env=f"{ENV} (no prev action)") for s in range(3)
+    ]
+    summary = compare.summarize(runs, 0.9, reps=200)
+    targets = parse_targets([{"name": "d16", "envs": ["recall:delay16-*"], "agents": ["rtrl-elstm"],
+                              "check": "final_at_least", "value": 0.5}])  # fmt: skip
+    results = evaluate(targets, summary, runs)
+    assert [(r.env, r.status) for r in results] == [(ENV, "met"), (f"{ENV} (no prev action)", "not met")]
+    text = "\n".join(targets_markdown(results))
+    assert "1 met, 1 not met, 0 pending" in text and "| d16 | recall:delay16-cues4 | **met** |" in text
+    assert targets_markdown([]) == []
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ({"check": "best"}, "unknown check 'best'; valid: final_at_least"),
+        ({"check": "sooner", "value": 1.0}, "takes versus"),
+        ({"check": "stays", "versus": "b"}, "takes value"),
+        ({"check": "final_above"}, "takes versus or value"),
+        ({"check": "final_above", "versus": "b", "value": 1.0}, "exactly one"),
+        ({"check": "final_above", "versus": {"x": "b"}}, r"no opponent for \['a'\]"),
+        ({"check": "final_above", "value": 1.0, "speed": 2}, r"unknown keys \['speed'\]"),
+        ({"check": "sooner", "versus": "b", "by": "hours"}, "by must be"),
+        ({"check": "sooner", "versus": "b", "ratio": 0}, "ratio must be a positive"),
+        ({"check": "final_above", "value": 1.0, "agents": []}, "agents must be a non-empty list"),
+    ],
+)
+def test_bad_targets_name_the_entry_and_the_problem(entry: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        parse_targets([{"name": "t", "envs": [ENV], "agents": ["a"], **entry}], "suite.yaml: targets")
+    with pytest.raises(ValueError, match=r"suite.yaml: targets\[0\]"):
+        parse_targets([{"name": "t", "envs": [ENV], "agents": ["a"], **entry}], "suite.yaml: targets")
+
+
+def test_load_targets_reads_a_list_or_a_suite_config(tmp_path: Path) -> None:
+    entry = "- {name: t, envs: [e], agents: [a], check: stays, value: 0.9}\n"
+    (tmp_path / "list.yaml").write_text(entry)
+    (tmp_path / "suite.yaml").write_text("seeds: [0]\ntargets:\n  " + entry)
+    (tmp_path / "none.yaml").write_text("seeds: [0]\n")
+    assert load_targets(tmp_path / "list.yaml") == load_targets(tmp_path / "suite.yaml")
+    with pytest.raises(ValueError, match="no 'targets' key"):
+        load_targets(tmp_path / "none.yaml")
