@@ -16,23 +16,26 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
 - ``final_above``: mean final return of A > B's.
 - ``final_clearly_above``: the low end of A's 95% CI > the high end of B's (or > ``value``).
 - ``sooner``: every seed of A first reaches ``threshold`` (default: the report's), and A's mean
-  ``by`` (``steps`` or ``seconds``) to it is ≤ ``ratio`` (default 1) × B's mean over B's seeds
-  that reached it. B counts as never there when none of its seeds reached it. This is
-  conservative for A: B's seeds that never arrive do not slow B down.
+  ``by`` (``steps`` or ``seconds``) to it is ≤ ``ratio`` (default 1) × B's mean. A seed of B
+  that never reached it counts as arriving at its run's last point: B is at least that slow, so
+  the bound can only favour B, and a budget too short to show the ratio reads "not met".
 - ``stays``: every seed of A has a last-quarter mean (points in the last 25% of its steps)
   ≥ ``value``: a learned task stays learned.
+
+A row is met when a listed agent meets the check; pending when none does yet and runs of a
+listed agent (or its opponent) are missing; else not met, with the closest agent's numbers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from fnmatch import fnmatch
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+from omegaconf import OmegaConf
 
 from agents.compare import AgentStats, Run, Summary, group_runs
 
@@ -79,11 +82,15 @@ class TargetResult:
     detail: str
 
 
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
 def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
     """Targets from their YAML form (a list of mappings); raises ValueError naming the bad entry."""
     if not isinstance(raw, list):
         raise ValueError(f"{where}: a list of targets, got {type(raw).__name__}")
-    targets = []
+    targets: list[Target] = []
     for i, entry in enumerate(raw):
         at = f"{where}[{i}]"
         if not isinstance(entry, Mapping):
@@ -97,6 +104,8 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         check = entry["check"]
         if check not in CHECKS:
             raise ValueError(f"{at}: unknown check {check!r}; valid: {', '.join(CHECKS)}")
+        if check != "sooner" and (extra := sorted({"threshold", "by", "ratio"} & set(entry))):
+            raise ValueError(f"{at}: {extra} apply to check 'sooner' only")
         envs, agents = entry["envs"], entry["agents"]
         for key, names in (("envs", envs), ("agents", agents)):
             if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
@@ -111,7 +120,7 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         elif versus is not None:
             raise ValueError(f"{at}: versus must be an agent or a mapping agent -> opponent, got {versus!r}")
         value = entry.get("value")
-        if value is not None and not isinstance(value, int | float):
+        if value is not None and not _is_number(value):
             raise ValueError(f"{at}: value must be a number, got {value!r}")
         needs = {"final_at_least": "versus or value", "final_above": "versus or value",
                  "final_clearly_above": "versus or value", "sooner": "versus", "stays": "value"}  # fmt: skip
@@ -122,9 +131,9 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         if by not in ("steps", "seconds"):
             raise ValueError(f"{at}: by must be 'steps' or 'seconds', got {by!r}")
         ratio, threshold = entry.get("ratio", 1.0), entry.get("threshold")
-        if not (isinstance(ratio, int | float) and ratio > 0):
+        if not (_is_number(ratio) and ratio > 0):
             raise ValueError(f"{at}: ratio must be a positive number, got {ratio!r}")
-        if threshold is not None and not isinstance(threshold, int | float):
+        if threshold is not None and not _is_number(threshold):
             raise ValueError(f"{at}: threshold must be a number, got {threshold!r}")
         targets.append(
             Target(
@@ -143,8 +152,10 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
 
 
 def load_targets(path: str | Path) -> list[Target]:
-    """Targets from a YAML file: a list, or a mapping with a ``targets`` key (a suite config)."""
-    raw = yaml.safe_load(Path(path).read_text())
+    """Targets from a YAML file: a list, or a mapping with a ``targets`` key (a suite config).
+
+    Read with OmegaConf, as the suite reads its config, so both see the same values."""
+    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if isinstance(raw, Mapping):
         if "targets" not in raw:
             raise ValueError(f"{path}: no 'targets' key")
@@ -160,12 +171,18 @@ def last_quarter(run: Run) -> float:
 
 def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -> list[TargetResult]:
     """Each target on each env its globs match (one pending row when they match none)."""
+    for target in targets:
+        if target.check == "sooner" and target.threshold is None and summary.threshold is None:
+            raise ValueError(
+                f"target {target.name!r}: check 'sooner' needs a threshold: set `threshold:` in the "
+                "target, or give the report one (--threshold)"
+            )
     groups = group_runs(runs)
     rows = {(row.env, row.agent): row for row in summary.rows}
     envs = sorted({env for env, _ in groups})
-    results = []
+    results: list[TargetResult] = []
     for target in targets:
-        matched = [env for env in envs if any(fnmatch(env, pattern) for pattern in target.envs)]
+        matched = [env for env in envs if any(fnmatchcase(env, pattern) for pattern in target.envs)]
         if not matched:
             results.append(
                 TargetResult(target.name, ", ".join(target.envs), "pending", None, "no runs of these envs")
@@ -182,8 +199,8 @@ def _on_env(
     rows: Mapping[tuple[str, str], AgentStats],
     default_threshold: float | None,
 ) -> TargetResult:
-    outcomes = []  # (met, score for "closest", agent, detail)
-    missing = []
+    outcomes: list[tuple[str, bool, tuple[float, float], str]] = []  # agent, met, closeness, numbers
+    missing: list[str] = []
     for agent in target.agents:
         opponent = target.versus.get(agent)
         needed = [agent] + ([opponent] if opponent else [])
@@ -191,15 +208,20 @@ def _on_env(
             missing += absent
             continue
         outcomes.append((agent, *_check(target, env, agent, opponent, groups, rows, default_threshold)))
+    waiting = f"no runs of {', '.join(sorted(set(missing)))}" if missing else ""
+    if met := [o for o in outcomes if o[1]]:
+        return TargetResult(target.name, env, "met", met[0][0], met[0][3])
     if not outcomes:
-        return TargetResult(
-            target.name, env, "pending", None, f"no runs of {', '.join(sorted(set(missing)))}"
-        )
-    met = [o for o in outcomes if o[1]]
-    # Not met: show the closest agent; ties (e.g. none reached the threshold) go to the higher final.
-    closest = max(outcomes, key=lambda o: (o[2], rows[(env, o[0])].final_mean))
-    agent, ok, _, detail = met[0] if met else closest
-    return TargetResult(target.name, env, "met" if ok else "not met", agent, detail)
+        return TargetResult(target.name, env, "pending", None, waiting)
+    agent, _, _, detail = max(outcomes, key=lambda o: o[2])
+    # An agent still to run may yet meet it.
+    return TargetResult(
+        target.name,
+        env,
+        "pending" if missing else "not met",
+        agent,
+        "; ".join(filter(None, [detail, waiting])),
+    )
 
 
 def _check(
@@ -210,57 +232,74 @@ def _check(
     groups: Mapping[tuple[str, str], list[Run]],
     rows: Mapping[tuple[str, str], AgentStats],
     default_threshold: float | None,
-) -> tuple[bool, float, str]:
-    """(met, a score where higher is closer to met, the numbers) for one agent."""
+) -> tuple[bool, tuple[float, float], str]:
+    """(met, closeness (higher is closer to met), the numbers) for one agent."""
     row = rows[(env, agent)]
     other = rows.get((env, opponent)) if opponent else None
-    seeds = f"{row.num_seeds} seeds"
+    seeds = f"{row.num_seeds} seed{'s' if row.num_seeds != 1 else ''}"
     if target.check in ("final_at_least", "final_above"):
         bar = other.final_mean if other else target.value
+        assert bar is not None
         ok = row.final_mean >= bar if target.check == "final_at_least" else row.final_mean > bar
         against = f"{opponent} {other.final_mean:.3f}" if other else f"{bar:g}"
-        return ok, row.final_mean - bar, f"{agent} {row.final_mean:.3f} ({seeds}) vs {against}"
+        return (
+            ok,
+            _closeness(1.0, row.final_mean - bar),
+            f"{agent} {row.final_mean:.3f} ({seeds}) vs {against}",
+        )
     if target.check == "final_clearly_above":
         bar = other.final_ci[1] if other else target.value
+        assert bar is not None
         against = f"{opponent}'s CI high {bar:.3f}" if other else f"{bar:g}"
-        return (
-            row.final_ci[0] > bar,
-            row.final_ci[0] - bar,
-            f"{agent} CI low {row.final_ci[0]:.3f} ({seeds}) vs {against}",
-        )
+        detail = f"{agent} CI low {row.final_ci[0]:.3f} ({seeds}) vs {against}"
+        if row.num_seeds < 2 or (other is not None and other.num_seeds < 2):
+            # One seed's "interval" is a point: it shows nothing clearly.
+            return False, _closeness(0.0, row.final_ci[0] - bar), detail + "; needs 2+ seeds each"
+        return row.final_ci[0] > bar, _closeness(1.0, row.final_ci[0] - bar), detail
     if target.check == "stays":
+        assert target.value is not None
         quarters = [last_quarter(r) for r in groups[(env, agent)]]
-        worst = min(quarters)
+        worst = float(np.min(quarters))  # NaN if any seed's is: never met
         listed = ", ".join(f"{q:.3f}" for q in quarters)
-        return (
-            worst >= target.value,
-            worst - target.value,
-            f"{agent} last-quarter means {listed} vs ≥ {target.value:g}",
-        )
-    # sooner
+        detail = f"{agent} last-quarter means {listed} vs ≥ {target.value:g}"
+        return bool(worst >= target.value), _closeness(1.0, worst - target.value), detail
+    # sooner: unreached seeds count as arriving at their run's end, a bound that favours the
+    # opponent (a run that never arrives is at least that slow) and never A.
     threshold = target.threshold if target.threshold is not None else default_threshold
-    if threshold is None:
-        raise ValueError(f"target {target.name!r}: check 'sooner' needs a threshold (the report has none)")
+    assert threshold is not None  # evaluate() checked
     index = 0 if target.by == "steps" else 1
+    unit = "steps" if target.by == "steps" else "s"
     mine = [r.first_reach(threshold) for r in groups[(env, agent)]]
-    theirs = [hit for r in groups[(env, opponent)] if (hit := r.first_reach(threshold))]
     reached = sum(hit is not None for hit in mine)
     if reached < len(mine):
+        share = reached / len(mine)
         return (
             False,
-            -1.0 - (len(mine) - reached),
+            _closeness(share - 1.0, 0.0),
             f"{agent} reached {threshold:g} on {reached}/{len(mine)} seeds",
         )
     own = float(np.mean([hit[index] for hit in mine]))
-    unit = "steps" if target.by == "steps" else "s"
-    text = f"{agent} {own:.0f} {unit} to {threshold:g} ({seeds})"
-    if not theirs:
-        return True, 1.0, f"{text}; {opponent} never reached it"
-    bar = target.ratio * float(np.mean([hit[index] for hit in theirs]))
+    theirs = [_arrival(r, threshold)[index] for r in groups[(env, opponent)]]
+    arrived = sum(r.first_reach(threshold) is not None for r in groups[(env, opponent)])
+    bar = target.ratio * float(np.mean(theirs))
     times = f"{target.ratio:.3g} × " if target.ratio != 1 else ""
-    share = f"{len(theirs)}/{len(groups[(env, opponent)])}"
-    detail = f"{text} vs {times}{opponent}'s {bar / target.ratio:.0f} ({share} seeds reached)"
-    return own <= bar, (bar - own) / bar, detail
+    at_least = "" if arrived == len(theirs) else "at least "
+    detail = (
+        f"{agent} {own:.0f} {unit} to {threshold:g} ({seeds}) vs {times}{opponent}'s {at_least}"
+        f"{bar / target.ratio:.0f} ({arrived}/{len(theirs)} seeds reached it; the others count at their end)"
+    )
+    return own <= bar, _closeness(1.0, -own / max(bar, 1e-9)), detail
+
+
+def _arrival(run: Run, threshold: float) -> tuple[float, float]:
+    """(steps, seconds) of a run's first point ≥ threshold, else of its last point."""
+    hit = run.first_reach(threshold)
+    return hit if hit is not None else (float(run.steps[-1]), float(run.seconds[-1]))
+
+
+def _closeness(tier: float, margin: float) -> tuple[float, float]:
+    """Sort key of how close an agent came: a tier, then a margin (NaN sorts last)."""
+    return tier, margin if np.isfinite(margin) else -np.inf
 
 
 def targets_markdown(results: Sequence[TargetResult]) -> list[str]:
@@ -271,12 +310,19 @@ def targets_markdown(results: Sequence[TargetResult]) -> list[str]:
     lines = [
         "## Targets",
         "",
-        f"{count['met']} met, {count['not met']} not met, {count['pending']} pending (no runs yet), "
+        f"{count['met']} met, {count['not met']} not met, {count['pending']} pending (runs missing), "
         "per target and env. A target holds when every env row of it is met.",
         "",
         "| target | env | status | agent | measured |",
         "|---|---|---|---|---|",
     ]
     mark = {"met": "**met**", "not met": "not met", "pending": "pending"}
-    lines += [f"| {r.target} | {r.env} | {mark[r.status]} | {r.agent or '–'} | {r.detail} |" for r in results]
+    lines += [
+        f"| {_cell(r.target)} | {_cell(r.env)} | {mark[r.status]} | {r.agent or '–'} | {_cell(r.detail)} |"
+        for r in results
+    ]
     return [*lines, ""]
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|")  # a bare | would end the markdown table cell

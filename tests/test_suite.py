@@ -13,6 +13,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from agents import compare
+from agents.targets import load_targets
 from benchmarks import suite as S
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +71,8 @@ def test_every_task_and_agent_composes(name):
         (next(t for t, task in suite.tasks.items() if a in (task.agents or (a,))), a) for a in suite.agents
     }
     labels = _check_composes(suite, pairs)
+    # The report reads the targets from the suite's file, as the suite does.
+    assert load_targets(suite.path) == list(suite.targets)
     # Targets name the report's labels; a typo would leave a target pending for ever.
     envs, agents = {env for env, _ in labels}, {agent for _, agent in labels}
     for target in suite.targets:

@@ -96,12 +96,15 @@ def test_sooner_needs_every_seed_and_the_ratio() -> None:
     one_short = [run("rtrl-elstm", s, ramp(at)) for s, at in enumerate((5, 5, None))]
     (result,) = check(one_short + tbptt, target)
     assert result.status == "not met" and "2/3 seeds" in result.detail
+    # A seed that never arrives counts at its run's end (40k here): at least that slow.
     never = [run("tbptt-elstm", s, ramp(None)) for s in range(3)]
     (result,) = check(fast + never, target)
-    assert result.status == "met" and "never reached" in result.detail
-    # The opponent's mean is over its seeds that reached it (conservative for us).
-    some = [run("tbptt-elstm", 0, ramp(30)), run("tbptt-elstm", 1, ramp(None))]
-    assert status(slow + some, target) == "not met"
+    assert result.status == "met" and "at least 40000 (0/3 seeds reached it" in result.detail
+    later = [run("rtrl-elstm", s, ramp(14)) for s in range(3)]  # 14k > 40k / 3: the budget can't show it
+    assert status(later + never, target) == "not met"
+    some = [run("tbptt-elstm", 0, ramp(30)), run("tbptt-elstm", 1, ramp(None))]  # mean >= 35k
+    assert status(slow + some, target) == "met"  # 11k <= 35k / 3
+    assert status(slow + some, {**target, "ratio": 0.3}) == "not met"  # 11k > 10.5k
     # By wall-clock seconds (2 s per point here) and with the target's own threshold.
     seconds = {**target, "by": "seconds", "ratio": 1.0}
     slow_clock = [run("tbptt-elstm", s, ramp(10)) for s in range(3)]
@@ -112,10 +115,27 @@ def test_sooner_needs_every_seed_and_the_ratio() -> None:
     assert status(lower + slow_clock, {**seconds, "threshold": 0.9}) == "not met"
 
 
-def test_sooner_without_any_threshold_is_an_error() -> None:
+def test_sooner_without_any_threshold_is_an_error_before_any_env_is_read() -> None:
     runs = [run("a", 0, ramp(5)), run("b", 0, ramp(6))]
-    with pytest.raises(ValueError, match="needs a threshold"):
-        check(runs, {"agents": ["a"], "check": "sooner", "versus": "b"}, threshold=None)
+    target = {"agents": ["a"], "check": "sooner", "versus": "b"}
+    with pytest.raises(
+        ValueError, match=r"needs a threshold: set `threshold:` in the target, or .*--threshold"
+    ):
+        check(runs, {**target, "envs": ["atari:*"]}, threshold=None)  # matches no env yet
+    assert status(runs, {**target, "threshold": 0.5}, threshold=None) == "met"
+
+
+def test_sooner_at_the_first_point_and_the_closest_agent() -> None:
+    first = [run("b", s, np.ones(POINTS)) for s in range(3)]  # 0 s to the threshold: no division by 0
+    assert status([run("a", s, np.ones(POINTS)) for s in range(3)] + first,
+                  {"agents": ["a"], "check": "sooner", "versus": "b", "by": "seconds"}) == "met"  # fmt: skip
+    # Not met: an agent that reached on every seed, however slowly, is closer than one that did not.
+    tbptt = [run("b", s, ramp(3)) for s in range(3)]
+    slow_all = [run("slow", s, ramp(30)) for s in range(3)]
+    fast_some = [run("fast", s, ramp(at)) for s, at in enumerate((2, 2, None))]
+    (result,) = check(slow_all + fast_some + tbptt,
+                      {"agents": ["fast", "slow"], "check": "sooner", "versus": "b"})  # fmt: skip
+    assert (result.status, result.agent) == ("not met", "slow")
 
 
 def test_stays_reads_every_seeds_last_quarter() -> None:
@@ -130,6 +150,17 @@ def test_stays_reads_every_seeds_last_quarter() -> None:
     assert last_quarter(run("x", 0, fell)) == pytest.approx((2 * 0.95 + 8 * 0.3) / 10)
 
 
+def test_nan_and_single_seeds_never_pass() -> None:
+    nan = ramp(10, top=0.95)
+    nan[-1] = np.nan
+    for order in ([0, 1, 2], [2, 0, 1]):
+        runs = [run("a", s, ramp(10, top=0.95) if s != 2 else nan) for s in order]
+        assert status(runs, {"agents": ["a"], "check": "stays", "value": 0.9}) == "not met"
+    # One seed's CI is a point: it cannot show "clearly above".
+    (result,) = check(flat("a", (0.9,)), {"agents": ["a"], "check": "final_clearly_above", "value": 0.5})
+    assert result.status == "not met" and "(1 seed)" in result.detail and "needs 2+ seeds" in result.detail
+
+
 def test_pending_when_the_runs_are_not_there_yet() -> None:
     runs = flat("rtrl-elstm", (0.9,) * 3)
     target = {"agents": ["rtrl-elstm"], "check": "final_above", "versus": "tbptt-elstm"}
@@ -138,6 +169,15 @@ def test_pending_when_the_runs_are_not_there_yet() -> None:
     summary = compare.summarize(runs, 0.9, reps=200)
     (result,) = evaluate(parse_targets([{"name": "t", "envs": ["popgym:*"], **target}]), summary, runs)
     assert result.status == "pending" and result.env == "popgym:*"
+    # An agent still to run may meet it: pending, with the closest agent's numbers so far.
+    runs = flat("rtrl-elstm", (0.2,) * 3)
+    (result,) = check(runs, {"agents": ["rtrl-elstm", "rtrl-rtu"], "check": "final_above", "value": 0.5})
+    assert (result.status, result.agent) == (
+        "pending",
+        "rtrl-elstm",
+    ) and "no runs of rtrl-rtu" in result.detail
+    (result,) = check(runs, {"agents": ["rtrl-elstm", "rtrl-rtu"], "check": "final_above", "value": 0.1})
+    assert result.status == "met"
 
 
 def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
@@ -151,6 +191,10 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
     assert [(r.env, r.status) for r in results] == [(ENV, "met"), (f"{ENV} (no prev action)", "not met")]
     text = "\n".join(targets_markdown(results))
     assert "1 met, 1 not met, 0 pending" in text and "| d16 | recall:delay16-cues4 | **met** |" in text
+    piped = parse_targets(
+        [{"name": "a | b", "envs": [ENV], "agents": ["rtrl-elstm"], "check": "stays", "value": 0}]
+    )
+    assert "| a \\| b |" in targets_markdown(evaluate(piped, summary, runs))[-2]
     assert targets_markdown([]) == []
 
 
@@ -167,12 +211,12 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
         ({"check": "sooner", "versus": "b", "by": "hours"}, "by must be"),
         ({"check": "sooner", "versus": "b", "ratio": 0}, "ratio must be a positive"),
         ({"check": "final_above", "value": 1.0, "agents": []}, "agents must be a non-empty list"),
+        ({"check": "stays", "value": True}, "value must be a number"),
+        ({"check": "stays", "value": 0.9, "ratio": 0.5}, r"\['ratio'\] apply to check 'sooner' only"),
     ],
 )
 def test_bad_targets_name_the_entry_and_the_problem(entry: dict, match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        parse_targets([{"name": "t", "envs": [ENV], "agents": ["a"], **entry}], "suite.yaml: targets")
-    with pytest.raises(ValueError, match=r"suite.yaml: targets\[0\]"):
+    with pytest.raises(ValueError, match=r"^suite.yaml: targets\[0\]: .*" + match):
         parse_targets([{"name": "t", "envs": [ENV], "agents": ["a"], **entry}], "suite.yaml: targets")
 
 
