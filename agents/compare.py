@@ -9,7 +9,10 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   bootstrap CI (rliable), and the worst seed beside it.
 - **Time to threshold**: the env steps and the wall-clock seconds (event ``wall_time`` minus the
   run's first event) at the first logged point ≥ the threshold, averaged over the seeds that reached
-  it; "k/n" says how many did.
+  it; "k/n" says how many did. One threshold for every env (``--threshold 0.9``), or per env label
+  glob (``--threshold 'popgym:*=0.9' --threshold 'gym:Hopper*=1000'``; the first match wins, a bare
+  number covers the rest, and an env nothing covers gets no threshold columns): returns differ in
+  scale between envs.
 - **Steps/s**: the last ``time/fps`` of a run, else its last step over its wall-clock time.
 - **Aggregate**: the interquartile mean (IQM, Agarwal et al. 2021) of min-max normalised final
   returns with a stratified bootstrap CI. Bounds per env: ``[low, high]`` from a bounds mapping
@@ -45,6 +48,7 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -70,8 +74,11 @@ __all__ = [
     "machine_info",
     "main",
     "mean_curve",
+    "parse_threshold_args",
     "plot_name",
     "summarize",
+    "threshold_for",
+    "thresholds_of",
     "write_report",
 ]
 
@@ -168,7 +175,7 @@ class Summary:
     """What :func:`summarize` finds; :func:`write_report` turns it into files."""
 
     tag: str
-    threshold: float | None
+    thresholds: dict[str, float]  # env label glob -> threshold, first match wins
     rows: list[AgentStats]
     aggregate: list[AggregateStats]
     aggregate_envs: list[str]
@@ -176,6 +183,46 @@ class Summary:
     bounds_source: dict[str, str]  # env -> "given" | "observed"
     reps: int
     notes: list[str] = field(default_factory=list)
+
+    def threshold_for(self, env: str) -> float | None:
+        """The threshold of an env label: the first glob of ``thresholds`` that matches it."""
+        return threshold_for(self.thresholds, env)
+
+
+Thresholds = float | Mapping[str, float] | None
+
+
+def thresholds_of(threshold: Thresholds) -> dict[str, float]:
+    """glob -> threshold from a number (every env), a mapping of globs, or None (no env)."""
+    if threshold is None:
+        return {}
+    if isinstance(threshold, Mapping):
+        return {str(glob): float(value) for glob, value in threshold.items()}
+    return {"*": float(threshold)}
+
+
+def threshold_for(thresholds: Mapping[str, float], env: str) -> float | None:
+    """The value of the first glob in ``thresholds`` that matches ``env``, else None."""
+    return next((value for glob, value in thresholds.items() if fnmatchcase(env, glob)), None)
+
+
+def parse_threshold_args(values: Sequence[str]) -> dict[str, float]:
+    """``--threshold`` values (``X`` or ``GLOB=X``) -> glob -> threshold; a bare X goes last as ``*``."""
+    globs: dict[str, float] = {}
+    default = None
+    for value in values:
+        glob, sep, number = value.rpartition("=")
+        try:
+            parsed = float(number)
+        except ValueError:
+            raise ValueError(f"--threshold {value!r}: expected a number or GLOB=number") from None
+        if not sep:
+            if default is not None:
+                raise ValueError(f"--threshold: two bare numbers ({default:g} and {value}); give one")
+            default = parsed
+        else:
+            globs[glob] = parsed
+    return {**globs, **({"*": default} if default is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -368,7 +415,7 @@ def mean_curve(runs: Sequence[Run], num_points: int = 100, reps: int = 2000, see
 
 def summarize(
     runs: Sequence[Run],
-    threshold: float | None = None,
+    threshold: Thresholds = None,
     bounds: Mapping[str, Sequence[float]] | None = None,
     reps: int = 2000,
     seed: int = 0,
@@ -377,7 +424,9 @@ def summarize(
 
     Args:
         runs: from :func:`load_runs`.
-        threshold: return for steps/seconds-to-threshold; None skips those columns.
+        threshold: return for steps/seconds-to-threshold: one number for every env, or env label
+            glob -> number (the first match wins); None, or an env no glob matches, skips those
+            columns.
         bounds: env label -> [low, high] for the min-max normalisation; other envs use the
             observed min and max of their runs' final returns.
         reps: bootstrap replications.
@@ -389,6 +438,7 @@ def summarize(
     if len(tags) > 1:
         raise ValueError(f"runs of different tags cannot be compared: {sorted(tags)}")
     groups = group_runs(runs)
+    thresholds = thresholds_of(threshold)
     notes: list[str] = []
     point, ci = _intervals(
         {f"{env}\0{agent}": np.array([[r.final] for r in rs]) for (env, agent), rs in groups.items()},
@@ -399,7 +449,8 @@ def summarize(
     rows = []
     for (env, agent), rs in groups.items():
         key = f"{env}\0{agent}"
-        reach = [hit for r in rs if threshold is not None and (hit := r.first_reach(threshold))]
+        env_threshold = threshold_for(thresholds, env)
+        reach = [hit for r in rs if env_threshold is not None and (hit := r.first_reach(env_threshold))]
         speeds = [s for r in rs if (s := r.steps_per_second) is not None]
         rows.append(
             AgentStats(
@@ -412,7 +463,7 @@ def summarize(
                 final_ci=(float(ci[key][0, 0]), float(ci[key][1, 0])),
                 worst=min(r.final for r in rs),
                 last_step=float(np.mean([r.steps[-1] for r in rs])),
-                threshold=threshold,
+                threshold=env_threshold,
                 reached=len(reach),
                 steps_to_threshold=float(np.mean([h[0] for h in reach])) if reach else None,
                 seconds_to_threshold=float(np.mean([h[1] for h in reach])) if reach else None,
@@ -444,7 +495,7 @@ def summarize(
     aggregate = _aggregate(groups, common, agents, all_bounds, reps, seed) if common else []
     return Summary(
         tag=tags.pop(),
-        threshold=threshold,
+        thresholds=thresholds,
         rows=rows,
         aggregate=aggregate,
         aggregate_envs=common,
@@ -584,7 +635,9 @@ def write_report(
             for (e, agent), rs in groups.items()
             if e == env
         }
-        written.append(plot_curves(curves, env, summary.tag, summary.threshold, out / plot_name(env), colors))
+        written.append(
+            plot_curves(curves, env, summary.tag, summary.threshold_for(env), out / plot_name(env), colors)
+        )
     if summary.aggregate:
         written.append(plot_aggregate(summary.aggregate, out / "aggregate.png", colors))
     payload = {
@@ -592,7 +645,7 @@ def write_report(
         "command": command,
         "tag": summary.tag,
         "final_fraction": FINAL_FRACTION,
-        "threshold": summary.threshold,
+        "thresholds": summary.thresholds,
         "reps": summary.reps,
         "rows": [asdict(row) for row in summary.rows],
         "aggregate": [asdict(agg) for agg in summary.aggregate],
@@ -638,7 +691,15 @@ def _markdown(
 ) -> str:
     from agents.targets import targets_markdown
 
-    tag, thr = summary.tag, summary.threshold
+    tag = summary.tag
+    if not summary.thresholds:
+        given = ""
+    elif list(summary.thresholds) == ["*"]:
+        given = f"Threshold {summary.thresholds['*']:g}"
+    else:
+        globs = ", ".join(f"`{glob}`: {value:g}" for glob, value in summary.thresholds.items())
+        rest = "" if "*" in summary.thresholds else "; none for the others"
+        given = f"Thresholds per env ({globs}{rest})"
     lines = [
         "# Run comparison",
         "",
@@ -649,9 +710,9 @@ def _markdown(
         f"per agent the mean over seeds with a 95% stratified bootstrap CI (rliable, {summary.reps} "
         "reps), and the worst seed's final return."
         + (
-            f" Threshold {thr:g}: env steps and wall-clock seconds (since the run's first event) to the "
-            f"first point ≥ {thr:g}, averaged over the seeds that reached it."
-            if thr is not None
+            f" {given}: env steps and wall-clock seconds (since the run's first event) to the "
+            "first point ≥ the threshold, averaged over the seeds that reached it."
+            if given
             else ""
         )
         + " Steps/s: the last `time/fps` of each run (else its steps over its wall-clock time), averaged "
@@ -669,11 +730,12 @@ def _markdown(
             f"{r.final_mean:.3f} ({r.worst:.3f})" if (r := by_key.get((env, a))) else "–" for a in agents
         ]
         lines.append(f"| {env} | " + " | ".join(cells) + " |")
-    head = "| agent | seeds | final return [95% CI] | worst seed | env steps |"
-    if thr is not None:
-        head += f" reached ≥ {thr:g} | steps to ≥ {thr:g} | seconds to ≥ {thr:g} |"
-    head += " steps/s |"
     for env in envs:
+        thr = summary.threshold_for(env)
+        head = "| agent | seeds | final return [95% CI] | worst seed | env steps |"
+        if thr is not None:
+            head += f" reached ≥ {thr:g} | steps to ≥ {thr:g} | seconds to ≥ {thr:g} |"
+        head += " steps/s |"
         lines += [
             "",
             f"## {env}",
@@ -742,7 +804,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("dirs", nargs="+", help="run directories, or directories above them")
     parser.add_argument("--out", required=True, help="output directory")
-    parser.add_argument("--threshold", type=float, help="return for steps/seconds-to-threshold")
+    parser.add_argument(
+        "--threshold",
+        action="append",
+        default=[],
+        metavar="[GLOB=]X",
+        help="return for steps/seconds-to-threshold: X for every env, or GLOB=X per env label (repeatable)",
+    )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"scalar tag to compare (default {DEFAULT_TAG})")
     parser.add_argument("--bounds", help="YAML of env label -> [low, high] for the normalisation")
     parser.add_argument(
@@ -760,7 +828,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         runs = load_runs(args.dirs, args.tag, args.agent_keys)
         bounds = load_bounds(args.bounds) if args.bounds else None
         targets = load_targets(args.targets) if args.targets else []
-        summary = summarize(runs, args.threshold, bounds, args.reps, args.seed)
+        summary = summarize(runs, parse_threshold_args(args.threshold), bounds, args.reps, args.seed)
         command = "python -m agents.compare " + " ".join(sys.argv[1:] if argv is None else argv)
         paths = write_report(summary, runs, args.out, command, seed=args.seed, targets=targets)
     except (FileNotFoundError, ValueError, ImportError) as exc:

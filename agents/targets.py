@@ -171,15 +171,15 @@ def last_quarter(run: Run) -> float:
 
 def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -> list[TargetResult]:
     """Each target on each env its globs match (one pending row when they match none)."""
+    groups = group_runs(runs)
+    rows = {(row.env, row.agent): row for row in summary.rows}
+    envs = sorted({env for env, _ in groups})
     for target in targets:
-        if target.check == "sooner" and target.threshold is None and summary.threshold is None:
+        if target.check == "sooner" and target.threshold is None and not summary.thresholds:
             raise ValueError(
                 f"target {target.name!r}: check 'sooner' needs a threshold: set `threshold:` in the "
                 "target, or give the report one (--threshold)"
             )
-    groups = group_runs(runs)
-    rows = {(row.env, row.agent): row for row in summary.rows}
-    envs = sorted({env for env, _ in groups})
     results: list[TargetResult] = []
     for target in targets:
         matched = [env for env in envs if any(fnmatchcase(env, pattern) for pattern in target.envs)]
@@ -188,7 +188,7 @@ def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -
                 TargetResult(target.name, ", ".join(target.envs), "pending", None, "no runs of these envs")
             )
         for env in matched:
-            results.append(_on_env(target, env, groups, rows, summary.threshold))
+            results.append(_on_env(target, env, groups, rows, summary.threshold_for(env)))
     return results
 
 
@@ -266,7 +266,10 @@ def _check(
     # sooner: unreached seeds count as arriving at their run's end, a bound that favours the
     # opponent (a run that never arrives is at least that slow) and never A.
     threshold = target.threshold if target.threshold is not None else default_threshold
-    assert threshold is not None  # evaluate() checked
+    if threshold is None:
+        raise ValueError(
+            f"target {target.name!r}: the report has no threshold for {env!r}; give the target one"
+        )
     index = 0 if target.by == "steps" else 1
     unit = "steps" if target.by == "steps" else "s"
     mine = [r.first_reach(threshold) for r in groups[(env, agent)]]

@@ -106,7 +106,7 @@ class Suite:
     agents: dict[str, tuple[str, ...]]
     tasks: dict[str, Task]
     common: tuple[str, ...] = ()
-    threshold: float | None = None
+    threshold: float | dict[str, float] | None = None  # one for all envs, or env label glob -> X
     n_jobs: int = 2
     targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
     path: Path | None = None  # the config file (the report reads its targets from it)
@@ -172,8 +172,12 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise ValueError(f"{path}: {name!r} is not a usable directory name")
     common = _overrides(raw.get("common") or [], f"{path}: common", forbidden=_COMMON_FORBIDDEN)
     threshold = raw.get("threshold")
-    if threshold is not None and not isinstance(threshold, int | float):
-        raise ValueError(f"{path}: threshold must be a number or null, got {threshold!r}")
+    if isinstance(threshold, dict):
+        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in threshold.values()):
+            raise ValueError(f"{path}: threshold must map env label globs to numbers, got {threshold!r}")
+        threshold = {str(glob): float(value) for glob, value in threshold.items()}
+    elif threshold is not None and not isinstance(threshold, int | float):
+        raise ValueError(f"{path}: threshold must be a number, a mapping or null, got {threshold!r}")
     n_jobs = raw.get("n_jobs", 2)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
@@ -183,7 +187,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         agents=agents,
         tasks=tasks,
         common=common,
-        threshold=None if threshold is None else float(threshold),
+        threshold=threshold if threshold is None or isinstance(threshold, dict) else float(threshold),
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
         path=path,
@@ -436,7 +440,7 @@ def launch(
 def report(
     suite_dir: str | Path,
     out: str | Path,
-    threshold: float | None = None,
+    threshold: float | Mapping[str, float] | None = None,
     module: str = "agents.compare",
     targets: str | Path | None = None,
 ) -> int:
@@ -444,8 +448,11 @@ def report(
     exit status."""
     # Paths relative to the repo root where they can be: the report quotes its command.
     cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
-    if threshold is not None:
-        cmd += ["--threshold", str(threshold)]
+    if isinstance(threshold, Mapping):
+        for glob, value in threshold.items():
+            cmd += ["--threshold", f"{glob}={value:g}"]
+    elif threshold is not None:
+        cmd += ["--threshold", f"{threshold:g}"]
     if targets is not None:
         cmd += ["--targets", _from_root(targets)]
     print("+ " + shlex.join(cmd), flush=True)

@@ -258,6 +258,32 @@ def test_labels() -> None:
 
 
 @pytest.mark.compare
+def test_thresholds_per_env(runs_root: Path) -> None:
+    need_rliable()
+    runs = compare.load_runs([runs_root])
+    # recall's threshold 0.7 (by its glob), popgym's the bare 0.5 that covers the rest
+    summary = compare.summarize(runs, compare.parse_threshold_args(["0.5", "recall:*=0.7"]), reps=100)
+    rows = {(r.env, r.agent): r for r in summary.rows}
+    assert rows[("popgym:RepeatPreviousEasy", "rtrl-elstm")].threshold == 0.5
+    # plateaus 0.75, 0.75, 0.5: 0.7 first at step 7000 (0.75), 7000, and 20000 (the last, 0.75)
+    elstm = rows[("recall:delay12-cues4", "rtrl-elstm")]
+    assert (elstm.threshold, elstm.reached, elstm.steps_to_threshold) == (0.7, 3, pytest.approx(34000 / 3))
+    # An env no glob covers gets no threshold columns.
+    summary = compare.summarize(runs, {"recall:*": 0.7}, reps=100)
+    popgym = next(r for r in summary.rows if r.env.startswith("popgym"))
+    assert (popgym.threshold, popgym.reached, popgym.steps_to_threshold) == (None, 0, None)
+    md = compare._markdown(summary, compare.machine_info(), None)
+    popgym_section = md.split("## popgym:RepeatPreviousEasy")[1].split("## ")[0]
+    recall_section = md.split("## recall:delay12-cues4")[1].split("## ")[0]
+    assert "reached ≥" not in popgym_section and "| reached ≥ 0.7 |" in recall_section
+    assert "Thresholds per env (`recall:*`: 0.7; none for the others)" in md
+    with pytest.raises(ValueError, match="two bare numbers"):
+        compare.parse_threshold_args(["0.5", "0.6"])
+    with pytest.raises(ValueError, match="expected a number or GLOB=number"):
+        compare.parse_threshold_args(["recall:*=high"])
+
+
+@pytest.mark.compare
 def test_given_bounds(runs_root: Path, tmp_path: Path) -> None:
     need_rliable()
     bounds_file = tmp_path / "bounds.yaml"

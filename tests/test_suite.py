@@ -190,6 +190,9 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     out = tmp_path / "argv.json"
     assert S.report(tmp_path / "s", out, 0.9, module="fake_compare") == 0
     assert json.loads(out.read_text()) == [str(tmp_path / "s"), "--out", str(out), "--threshold", "0.9"]
+    # Per-env thresholds go as GLOB=X.
+    assert S.report(tmp_path / "s", out, {"recall:*": 0.9, "popgym:*": 0.8}, module="fake_compare") == 0
+    assert json.loads(out.read_text())[3:] == ["--threshold", "recall:*=0.9", "--threshold", "popgym:*=0.8"]
     # A suite with targets hands its own config to the report, which checks them.
     assert S.report(tmp_path / "s", out, None, module="fake_compare", targets=tmp_path / "t.yaml") == 0
     assert json.loads(out.read_text()) == [
