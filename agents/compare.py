@@ -20,7 +20,6 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   that env (so the aggregate ranks agents relative to each other, not against a reference).
   Only envs that every agent ran enter the aggregate, with as many seeds per env as the agent's
   smallest count (rliable's bootstrap needs a full runs × envs matrix).
-
 - **Targets** (``--targets FILE``, agents/targets.py): declared claims, such as "the best RTRL agent
   ends at least as high as RecurrentPPO on every POPGym Easy env", each reported as met, not met
   or pending in a "Targets" section at the top of summary.md.
