@@ -73,6 +73,7 @@ __all__ = [
     "machine_info",
     "main",
     "mean_curve",
+    "parse_bounds",
     "parse_threshold_args",
     "plot_name",
     "summarize",
@@ -474,10 +475,7 @@ def summarize(
             notes.append(f"{env} {agent}: {len(seeds)} runs but seeds {seeds} repeat; each run counts once.")
     envs = sorted({env for env, _ in groups})
     agents = sorted({agent for _, agent in groups})
-    given = {env: (float(b[0]), float(b[1])) for env, b in (bounds or {}).items()}
-    for env, (low, high) in given.items():
-        if not high > low:
-            raise ValueError(f"bounds for {env!r} must be [low, high] with high > low, got {[low, high]}")
+    given = parse_bounds(bounds or {})
     all_bounds, source = {}, {}
     for env in envs:
         finals = [r.final for (e, _), rs in groups.items() if e == env for r in rs]
@@ -549,16 +547,27 @@ def _aggregate(
 
 
 def load_bounds(path: str | Path) -> dict[str, tuple[float, float]]:
-    """A YAML mapping of env label -> [low, high], e.g. random-play and best returns."""
+    """A YAML mapping of env label -> [low, high], e.g. random-play and best returns, or a suite
+    config that holds one under ``bounds``."""
     data = yaml.safe_load(Path(path).read_text()) or {}
+    if isinstance(data, Mapping) and "tasks" in data:  # a suite config
+        if "bounds" not in data:
+            raise ValueError(f"{path}: no 'bounds' key")
+        data = data["bounds"]
+    return parse_bounds(data, str(path))
+
+
+def parse_bounds(data: Any, where: str = "bounds") -> dict[str, tuple[float, float]]:
+    """env label -> (low, high) from its YAML form; raises ValueError naming the bad entry."""
     if not isinstance(data, Mapping):
-        raise ValueError(f"{path}: bounds must map env labels to [low, high], got {type(data).__name__}")
+        raise ValueError(f"{where}: bounds must map env labels to [low, high], got {type(data).__name__}")
     bounds = {}
     for env, pair in data.items():
-        if not (
-            isinstance(pair, Sequence) and len(pair) == 2 and all(isinstance(v, int | float) for v in pair)
-        ):
-            raise ValueError(f"{path}: bounds for {env!r} must be [low, high] numbers, got {pair!r}")
+        numbers = isinstance(pair, Sequence) and len(pair) == 2
+        if not (numbers and all(isinstance(v, int | float) and not isinstance(v, bool) for v in pair)):
+            raise ValueError(f"{where}: bounds for {env!r} must be [low, high] numbers, got {pair!r}")
+        if not pair[1] > pair[0]:
+            raise ValueError(f"{where}: bounds for {env!r} must be [low, high] with high > low, got {pair!r}")
         bounds[str(env)] = (float(pair[0]), float(pair[1]))
     return bounds
 
@@ -811,7 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="return for steps/seconds-to-threshold: X for every env, or GLOB=X per env label (repeatable)",
     )
     parser.add_argument("--tag", default=DEFAULT_TAG, help=f"scalar tag to compare (default {DEFAULT_TAG})")
-    parser.add_argument("--bounds", help="YAML of env label -> [low, high] for the normalisation")
+    parser.add_argument(
+        "--bounds", help="YAML of env label -> [low, high] for the normalisation (or a suite config's bounds)"
+    )
     parser.add_argument(
         "--agent-key",
         action="append",

@@ -278,7 +278,7 @@ def _check(
         share = reached / len(mine)
         return (
             False,
-            _closeness(share - 1.0, 0.0),
+            _closeness(share - 1.0, row.final_mean),  # ties: the higher final
             f"{agent} reached {threshold:g} on {reached}/{len(mine)} seeds",
         )
     own = float(np.mean([hit[index] for hit in mine]))

@@ -21,7 +21,8 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X] [--targets <suite config>]`` over every run under the suite dir, after the
-  cells. A suite's ``targets:`` (agents/targets.py) are checked there: met, not met or pending.
+  cells. A suite's ``targets:`` (agents/targets.py) are checked there: met, not met or pending;
+  its ``bounds:`` (env label -> [random play, best]) normalise the aggregate.
 
 A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo`` and
 ``core`` keys: the task describes the task, never the learner.
@@ -53,6 +54,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from agents.compare import parse_bounds
 from agents.targets import Target, parse_targets
 
 __all__ = [
@@ -109,7 +111,8 @@ class Suite:
     threshold: float | dict[str, float] | None = None  # one for all envs, or env label glob -> X
     n_jobs: int = 2
     targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
-    path: Path | None = None  # the config file (the report reads its targets from it)
+    bounds: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # env: [low, high]
+    path: Path | None = None  # the config file (the report reads its targets and bounds from it)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +154,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
-    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets"}
+    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
@@ -190,6 +193,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         threshold=threshold if threshold is None or isinstance(threshold, dict) else float(threshold),
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
+        bounds=parse_bounds(raw["bounds"], f"{path}: bounds") if "bounds" in raw else {},
         path=path,
     )
 
@@ -443,9 +447,10 @@ def report(
     threshold: float | Mapping[str, float] | None = None,
     module: str = "agents.compare",
     targets: str | Path | None = None,
+    bounds: str | Path | None = None,
 ) -> int:
-    """``python -m agents.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]``; its
-    exit status."""
+    """``python -m agents.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]
+    [--bounds FILE]``; its exit status."""
     # Paths relative to the repo root where they can be: the report quotes its command.
     cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
     if isinstance(threshold, Mapping):
@@ -455,6 +460,8 @@ def report(
         cmd += ["--threshold", f"{threshold:g}"]
     if targets is not None:
         cmd += ["--targets", _from_root(targets)]
+    if bounds is not None:
+        cmd += ["--bounds", _from_root(bounds)]
     print("+ " + shlex.join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -520,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.no_report and len(failed) < len(cells):
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
         targets = suite.path if suite.targets else None
-        status = report(suite_dir, out, suite.threshold, targets=targets) or status
+        bounds = suite.path if suite.bounds else None
+        status = report(suite_dir, out, suite.threshold, targets=targets, bounds=bounds) or status
     return status
 
 

@@ -295,6 +295,12 @@ def test_given_bounds(runs_root: Path, tmp_path: Path) -> None:
     bounds_file.write_text("popgym:RepeatPreviousEasy: [1.0]\n")
     with pytest.raises(ValueError, match=r"\[low, high\]"):
         compare.load_bounds(bounds_file)
+    # A suite config holds them under `bounds` (the suite passes its own file).
+    bounds_file.write_text("tasks: {}\nbounds: {'popgym:RepeatPreviousEasy': [-0.5, 1.0]}\n")
+    assert compare.load_bounds(bounds_file) == {"popgym:RepeatPreviousEasy": (-0.5, 1.0)}
+    bounds_file.write_text("tasks: {}\n")
+    with pytest.raises(ValueError, match="no 'bounds' key"):
+        compare.load_bounds(bounds_file)
 
 
 def test_no_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -71,14 +71,17 @@ def test_every_task_and_agent_composes(name):
         (next(t for t, task in suite.tasks.items() if a in (task.agents or (a,))), a) for a in suite.agents
     }
     labels = _check_composes(suite, pairs)
-    # The report reads the targets from the suite's file, as the suite does.
+    # The report reads the targets and bounds from the suite's file, as the suite does.
     assert load_targets(suite.path) == list(suite.targets)
+    if suite.bounds:
+        assert compare.load_bounds(suite.path) == suite.bounds
     # Targets name the report's labels; a typo would leave a target pending for ever.
     envs, agents = {env for env, _ in labels}, {agent for _, agent in labels}
     for target in suite.targets:
         for pattern in target.envs:
             assert any(fnmatch(env, pattern) for env in envs if env), (target.name, pattern, envs)
         assert {*target.agents, *target.versus.values()} <= agents, (target.name, agents)
+    assert set(suite.bounds) <= envs, set(suite.bounds) - envs  # a typo'd label would bound nothing
 
 
 @pytest.mark.slow
@@ -158,6 +161,7 @@ def test_finished_cells_are_skipped(tmp_path):
         (TINY_SUITE + "budget: 3\n", "valid keys"),
         (TINY_SUITE.replace("seeds: [0]", "seeds: []"), "seeds"),
         (TINY_SUITE + "targets: [{name: t, envs: [e], agents: [a], check: best}]\n", "unknown check 'best'"),
+        (TINY_SUITE + "bounds: {'recall:x': [1.0, 0.0]}\n", "high > low"),
     ],
 )
 def test_bad_suite_configs_raise(tmp_path, text, match):
@@ -193,7 +197,9 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     # Per-env thresholds go as GLOB=X.
     assert S.report(tmp_path / "s", out, {"recall:*": 0.9, "popgym:*": 0.8}, module="fake_compare") == 0
     assert json.loads(out.read_text())[3:] == ["--threshold", "recall:*=0.9", "--threshold", "popgym:*=0.8"]
-    # A suite with targets hands its own config to the report, which checks them.
+    # A suite with targets and bounds hands its own config to the report, which reads them.
+    assert S.report(tmp_path / "s", out, None, module="fake_compare", bounds=tmp_path / "t.yaml") == 0
+    assert json.loads(out.read_text())[3:] == ["--bounds", str(tmp_path / "t.yaml")]
     assert S.report(tmp_path / "s", out, None, module="fake_compare", targets=tmp_path / "t.yaml") == 0
     assert json.loads(out.read_text()) == [
         str(tmp_path / "s"),
