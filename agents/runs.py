@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-import time
+import datetime
 from pathlib import Path
 
 import torch
@@ -29,5 +29,6 @@ def default_run_dir(cfg: DictConfig) -> Path:
 
     if HydraConfig.initialized():
         return Path(HydraConfig.get().runtime.output_dir)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+    # Microseconds: runs started in the same second (a shell loop with &) must not share a dir.
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S-%f")
     return Path(cfg.log_dir) / cfg.env.name / f"{cfg.algo.name}-{cfg.core.name}" / f"seed{cfg.seed}-{stamp}"

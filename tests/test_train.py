@@ -145,7 +145,7 @@ def test_cli_run_writes_resolved_config_sb3_logs_and_checkpoint(tmp_path):
     (line,) = summary_lines(result.stdout)
     run_dir = Path(line["dir"])
     assert run_dir.parent == tmp_path / "recall" / "rtrl-elstm"
-    assert re.fullmatch(r"seed0-\d{8}-\d{6}", run_dir.name)
+    assert re.fullmatch(r"seed0-\d{8}-\d{6}-\d{6}", run_dir.name)
     assert (line["run"], line["steps"]) == ("rtrl-elstm", "512")
 
     text = (run_dir / "config.yaml").read_text()
@@ -164,6 +164,20 @@ def test_cli_run_writes_resolved_config_sb3_logs_and_checkpoint(tmp_path):
 
     counters = load_checkpoint(run_dir / "checkpoint.pt")["counters"]
     assert counters == {"global_step": 512, "updates": 512 // steps_per_update, "skipped_updates": 0}
+
+
+def test_runs_started_together_get_their_own_dirs(tmp_path):
+    """Two identical runs started in the same second (a shell loop with &) must not share a dir."""
+    args = ["env=recall", "total_steps=64", "num_envs=4", f"log_dir='{tmp_path}'", "progress=false"]
+    procs = [
+        subprocess.Popen([sys.executable, "train.py", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    dirs = {line["dir"] for proc in procs for line in summary_lines(proc.communicate(timeout=180)[0])}
+    assert all(proc.returncode == 0 for proc in procs)
+    assert len(dirs) == 2
+    for run_dir in dirs:  # each dir's event files come from one process (the pid in their names)
+        assert len({f.name.split(".")[4] for f in Path(run_dir).glob("events.out.tfevents.*")}) == 1
 
 
 def test_cli_multirun_makes_one_run_dir_per_algo(tmp_path):
