@@ -196,9 +196,10 @@ def thresholds_of(threshold: Thresholds) -> dict[str, float]:
     """glob -> threshold from a number (every env), a mapping of globs, or None (no env)."""
     if threshold is None:
         return {}
-    if isinstance(threshold, Mapping):
-        return {str(glob): float(value) for glob, value in threshold.items()}
-    return {"*": float(threshold)}
+    pairs = threshold.items() if isinstance(threshold, Mapping) else [("*", threshold)]
+    if not all(isinstance(v, int | float) and not isinstance(v, bool) for _, v in pairs):
+        raise ValueError(f"threshold must be a number or map env label globs to numbers, got {threshold!r}")
+    return {str(glob): float(value) for glob, value in pairs}
 
 
 def threshold_for(thresholds: Mapping[str, float], env: str) -> float | None:

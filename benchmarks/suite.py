@@ -54,7 +54,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agents.compare import parse_bounds
+from agents.compare import parse_bounds, thresholds_of
 from agents.targets import Target, parse_targets
 
 __all__ = [
@@ -108,7 +108,7 @@ class Suite:
     agents: dict[str, tuple[str, ...]]
     tasks: dict[str, Task]
     common: tuple[str, ...] = ()
-    threshold: float | dict[str, float] | None = None  # one for all envs, or env label glob -> X
+    threshold: dict[str, float] = dataclasses.field(default_factory=dict)  # env label glob -> X
     n_jobs: int = 2
     targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
     bounds: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # env: [low, high]
@@ -174,13 +174,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if not name or "/" in name or name.startswith("."):
             raise ValueError(f"{path}: {name!r} is not a usable directory name")
     common = _overrides(raw.get("common") or [], f"{path}: common", forbidden=_COMMON_FORBIDDEN)
-    threshold = raw.get("threshold")
-    if isinstance(threshold, dict):
-        if not all(isinstance(v, int | float) and not isinstance(v, bool) for v in threshold.values()):
-            raise ValueError(f"{path}: threshold must map env label globs to numbers, got {threshold!r}")
-        threshold = {str(glob): float(value) for glob, value in threshold.items()}
-    elif threshold is not None and not isinstance(threshold, int | float):
-        raise ValueError(f"{path}: threshold must be a number, a mapping or null, got {threshold!r}")
+    try:
+        threshold = thresholds_of(raw.get("threshold"))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
     n_jobs = raw.get("n_jobs", 2)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
@@ -190,7 +187,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         agents=agents,
         tasks=tasks,
         common=common,
-        threshold=threshold if threshold is None or isinstance(threshold, dict) else float(threshold),
+        threshold=threshold,
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
         bounds=parse_bounds(raw["bounds"], f"{path}: bounds") if "bounds" in raw else {},
@@ -444,7 +441,7 @@ def launch(
 def report(
     suite_dir: str | Path,
     out: str | Path,
-    threshold: float | Mapping[str, float] | None = None,
+    threshold: Mapping[str, float] | None = None,
     module: str = "agents.compare",
     targets: str | Path | None = None,
     bounds: str | Path | None = None,
@@ -453,11 +450,8 @@ def report(
     [--bounds FILE]``; its exit status."""
     # Paths relative to the repo root where they can be: the report quotes its command.
     cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
-    if isinstance(threshold, Mapping):
-        for glob, value in threshold.items():
-            cmd += ["--threshold", f"{glob}={value:g}"]
-    elif threshold is not None:
-        cmd += ["--threshold", f"{threshold:g}"]
+    for glob, value in (threshold or {}).items():  # "*" (every env) is compare's bare number
+        cmd += ["--threshold", f"{value:g}" if glob == "*" else f"{glob}={value:g}"]
     if targets is not None:
         cmd += ["--targets", _from_root(targets)]
     if bounds is not None:

@@ -162,6 +162,7 @@ def test_finished_cells_are_skipped(tmp_path):
         (TINY_SUITE.replace("seeds: [0]", "seeds: []"), "seeds"),
         (TINY_SUITE + "targets: [{name: t, envs: [e], agents: [a], check: best}]\n", "unknown check 'best'"),
         (TINY_SUITE + "bounds: {'recall:x': [1.0, 0.0]}\n", "high > low"),
+        (TINY_SUITE + "threshold: {'recall:*': true}\n", "threshold must be a number or map"),
     ],
 )
 def test_bad_suite_configs_raise(tmp_path, text, match):
@@ -192,7 +193,7 @@ def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     )
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}")
     out = tmp_path / "argv.json"
-    assert S.report(tmp_path / "s", out, 0.9, module="fake_compare") == 0
+    assert S.report(tmp_path / "s", out, {"*": 0.9}, module="fake_compare") == 0
     assert json.loads(out.read_text()) == [str(tmp_path / "s"), "--out", str(out), "--threshold", "0.9"]
     # Per-env thresholds go as GLOB=X.
     assert S.report(tmp_path / "s", out, {"recall:*": 0.9, "popgym:*": 0.8}, module="fake_compare") == 0
