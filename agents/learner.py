@@ -19,7 +19,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
-from agents.losses import actor_critic_loss, gae, normalize
+from agents.losses import LossTerms, actor_critic_loss, gae, normalize
 from agents.observations import Observation, map_obs, obs_to_tensor, stack_obs
 from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
@@ -49,9 +49,10 @@ class LearnerConfig:
     norm_adv: bool = True  # normalise advantages (per minibatch)
     eps: float = 1e-5  # optimiser epsilon
     rms_alpha: float = 0.99  # RMSprop smoothing
-    fused_optimizer: bool = False  # one fused Adam kernel / multi-tensor RMSprop: on CPU Adam's step
-    # is ~8× faster (a quarter of an Atari update). Off by default: it rounds differently, and the
-    # default recall job's seed 0 then no longer learns within 150k steps (seeds 1-2 do).
+    fused_optimizer: bool = True  # Adam: one fused kernel (its CPU step ~8x faster than the
+    # per-tensor loop), which also skips a non-finite step on the device; RMSprop: multi-tensor
+    compile: bool = False  # torch.compile the minibatch's forward and loss (configs/learner/default.yaml
+    # says when it pays)
 
     def __post_init__(self) -> None:
         if self.update not in ("a2c", "ppo"):
@@ -127,12 +128,19 @@ class Learner:
         self.num_envs = envs.num_envs
         mode = envs.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP)
         self.next_step_autoreset = AutoresetMode(mode) == AutoresetMode.NEXT_STEP
+        params = list(agent.parameters())
         if cfg.optimizer == "adam":
             opt, kwargs = torch.optim.Adam, {"fused": True} if cfg.fused_optimizer else {}
         else:
             foreach = True if cfg.fused_optimizer else None  # None: torch's default for the device
             opt, kwargs = torch.optim.RMSprop, {"alpha": cfg.rms_alpha, "foreach": foreach}
-        self.optimizer = opt(agent.parameters(), lr=cfg.lr, eps=cfg.eps, **kwargs)
+        self.optimizer = opt(params, lr=cfg.lr, eps=cfg.eps, **kwargs)
+        # Fused Adam takes the non-finite flag as a tensor and skips the step itself (as it does
+        # for GradScaler): no host sync per minibatch. Other optimisers are skipped on the host.
+        self.skips_on_device = cfg.optimizer == "adam" and cfg.fused_optimizer
+        self._chunk_loss = (
+            torch.compile(self.chunk_loss, dynamic=False) if cfg.compile else self.chunk_loss
+        )
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
         self.skipped_updates = 0
@@ -262,7 +270,7 @@ class Learner:
     # --- advantage and update -----------------------------------------------------------------
     def update(self, ro: Rollout) -> dict[str, float]:
         """GAE, then the A2C step or the PPO epochs; the rule's traces advance once, after them."""
-        cfg, agent = self.cfg, self.agent
+        cfg = self.cfg
         advantages, returns = gae(
             ro.rewards, ro.values, ro.next_value, ro.terminated, ro.ended, cfg.gamma, cfg.gae_lambda
         )
@@ -273,7 +281,8 @@ class Learner:
         groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
         stats: dict[str, list[Tensor]] = {}
         ends: list[tuple[Tensor | slice, RuleState]] = []
-        skipped_before = self.skipped_updates
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        skipped: Tensor | int = 0  # steps skipped in this update (a device tensor: no sync)
         for epoch in range(epochs):
             last_epoch = epoch == epochs - 1
             # one group: all rows as a view, so that no trace is gathered or scattered
@@ -288,18 +297,23 @@ class Learner:
                 terms.loss.backward()
                 if self.average_gradients is not None:
                     self.average_gradients(ro.valid[:, rows])
-                grad_norm = nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
-                if torch.isfinite(grad_norm):  # sync point: never apply NaN or Inf to the weights
+                grad_norm = nn.utils.clip_grad_norm_(params, cfg.max_grad_norm, foreach=True)
+                nonfinite = ~torch.isfinite(grad_norm)  # never apply NaN or Inf to the weights
+                if self.skips_on_device:
+                    self.optimizer.found_inf = nonfinite.float()
+                    self.optimizer.step()
+                    skipped = skipped + nonfinite
+                elif not nonfinite:  # sync point
                     self.optimizer.step()
                 else:
-                    self.skipped_updates += 1
+                    skipped = skipped + 1
                 if last_epoch:
                     ends.append((rows, rstate_end))
                 for name, val in (*terms._asdict().items(), ("grad_norm", grad_norm)):
                     stats.setdefault(name, []).append(val.detach())
-        self.rstate = self._sanitize(
-            ends[0][1] if groups == 1 else _scatter_rows(ends), self.skipped_updates > skipped_before
-        )
+        skipped = int(skipped)  # sync point: once per update
+        self.skipped_updates += skipped
+        self.rstate = self._sanitize(ends[0][1] if groups == 1 else _scatter_rows(ends), skipped > 0)
         self.updates += 1
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
@@ -318,38 +332,69 @@ class Learner:
 
     def rollout_loss(
         self, ro: Rollout, rows: Tensor | slice, advantages: Tensor, returns: Tensor, advance: bool
-    ) -> tuple[Any, RuleState]:
+    ) -> tuple[LossTerms, RuleState]:
         """The loss over environments ``rows`` of a rollout, re-run through the rule with gradients.
 
         Its backward gives the full-history gradient (per the rule) of that loss; the returned
         rule state is the one at the rollout's end (traces advanced only if ``advance``).
         """
-        m, b = ro.episode_starts[:, rows].shape
-        flat = lambda t: t[:, rows].flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
-        x = self.agent.core_input(
-            map_obs(flat, ro.obs), flat(ro.prev_actions), flat(ro.prev_rewards), flat(ro.episode_starts)
-        ).view(m, b, -1)
-        outs, rstate_end = self.rule.unroll(
-            x, index_rows(self.rstate, rows), ro.episode_starts[:, rows], advance=advance
-        )
-        dist, value = self.agent.heads(outs)
-        valid = ro.valid[:, rows]
-        adv = advantages[:, rows]
-        if self.cfg.norm_adv:
+        rstate = index_rows(self.rstate, rows)
+        adv, valid = advantages[:, rows], ro.valid[:, rows]
+        if self.cfg.norm_adv:  # eager: under torchrun this hook is a collective
             adv = self.normalize_advantages(adv, valid)
-        terms = actor_critic_loss(
-            dist.log_prob(ro.actions[:, rows]),
-            dist.entropy(),
-            value,
-            ro.log_probs[:, rows],
+        ent_coef = torch.tensor(self.scheduled(self.cfg.ent_coef, self.cfg.ent_coef_final))
+        pick = lambda t: t[:, rows]  # noqa: E731
+        terms, state, records, keeps = self._chunk_loss(
+            map_obs(pick, ro.obs),
+            *(pick(t) for t in (ro.prev_actions, ro.prev_rewards, ro.episode_starts, ro.actions)),
+            pick(ro.log_probs),
             adv,
             returns[:, rows],
             valid,
+            self.rule.attach(rstate),
+            ent_coef.to(self.device),
+            advance,
+        )
+        return terms, RuleState(state.detach(), self.rule.advance(rstate.traces, records, keeps))
+
+    def chunk_loss(
+        self,
+        obs: Observation,
+        prev_actions: Tensor,
+        prev_rewards: Tensor,
+        episode_starts: Tensor,
+        actions: Tensor,
+        old_log_probs: Tensor,
+        advantages: Tensor,
+        returns: Tensor,
+        valid: Tensor,
+        state: Tensor,
+        ent_coef: Tensor,
+        record: bool,
+    ) -> tuple[LossTerms, Tensor, list[Any], list[Tensor | None]]:
+        """Encoder, the core over the chunk from ``state``, heads and loss: the autograd part of a
+        minibatch, which ``cfg.compile`` compiles. Fields are (M, b, ...); returns the loss terms
+        and the rule's ``run`` outputs (end state, records for the trace advance)."""
+        m, b = episode_starts.shape
+        flat = lambda t: t.flatten(0, 1)  # noqa: E731  (M, b, ...) -> (M*b, ...)
+        x = self.agent.core_input(
+            map_obs(flat, obs), flat(prev_actions), flat(prev_rewards), flat(episode_starts)
+        ).view(m, b, -1)
+        outs, state, records, keeps = self.rule.run(x, state, episode_starts, record)
+        dist, value = self.agent.heads(outs)
+        terms = actor_critic_loss(
+            dist.log_prob(actions),
+            dist.entropy(),
+            value,
+            old_log_probs,
+            advantages,
+            returns,
+            valid,
             self.cfg.vf_coef,
-            self.scheduled(self.cfg.ent_coef, self.cfg.ent_coef_final),
+            ent_coef,
             self.cfg.clip_coef if self.cfg.update == "ppo" else None,
         )
-        return terms, rstate_end
+        return terms, state, records, keeps
 
     def _sanitize(self, rstate: RuleState, check_traces: bool) -> RuleState:
         """Reset the rows whose state or traces overflowed, rather than carry NaN forward.

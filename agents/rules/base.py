@@ -119,8 +119,20 @@ class Rule:
         """Run one chunk. xs: (M, B, D); episode_starts: (M, B) bool, True where the state is
         reset before step t. Returns outs (M, B, N), differentiable w.r.t. the parameters and xs,
         and the state at the chunk's end with the traces advanced (kept as they were if not
-        ``advance``, e.g. for all but the last of several PPO epochs over one rollout)."""
-        state = self._attach(rstate)
+        ``advance``, e.g. for all but the last of several PPO epochs over one rollout).
+
+        It is ``attach``, then ``run`` (the autograd part, which the learner may compile), then
+        ``advance``."""
+        outs, state, records, keeps = self.run(xs, self.attach(rstate), episode_starts, advance)
+        return outs, RuleState(state.detach(), self.advance(rstate.traces, records, keeps))
+
+    def run(
+        self, xs: Tensor, state: Tensor, episode_starts: Tensor | None = None, record: bool = True
+    ) -> tuple[Tensor, Tensor, list[Any], list[Tensor | None]]:
+        """The chunk's steps with autograd, from ``state`` (as ``attach`` returns it).
+
+        Returns outs (M, B, N), the state after the last step (not detached), and, if ``record``,
+        what ``advance`` needs per step (else empty lists)."""
         outs, records, keeps = [], [], []
         # unbind, not xs[t]: each slice's backward would zero-fill a whole (M, B, D) gradient
         for t, x in enumerate(xs.unbind(0)):
@@ -128,20 +140,27 @@ class Rule:
             if episode_starts is not None:
                 keep = (~episode_starts[t]).to(state.dtype)
                 state = state * keep[:, None]
-            if advance:
-                out, state, record = self._forward(x, state)
-                records.append(record)
+            if record:
+                out, state, step_record = self._forward(x, state)
+                records.append(step_record)
                 keeps.append(keep)
             else:  # the traces stay as they are: nothing to record
                 out, state = self.core(x, state)
             outs.append(out)
-        traces = rstate.traces
-        if advance:
-            with torch.no_grad():
-                traces = self._advance(rstate.traces, records, keeps)
-        return torch.stack(outs), RuleState(state.detach(), traces)
+        return torch.stack(outs), state, records, keeps
 
-    def _attach(self, rstate: RuleState) -> Tensor:
+    def advance(
+        self, traces: dict[str, Tensor], records: list[Any], keeps: Sequence[Tensor | None]
+    ) -> dict[str, Tensor]:
+        """The traces after the chunk ``run`` recorded; unchanged if it recorded nothing."""
+        if not records:
+            return traces
+        with torch.no_grad():
+            return self._advance(traces, records, keeps)
+
+    def attach(self, rstate: RuleState) -> Tensor:
+        """The chunk's starting state, detached, through which the carried credit enters: its
+        backward adds Σ_b (dL/ds_0)[b] · G_0[b] to the parameters' gradients."""
         state = rstate.state.detach()
         if not self.carries_credit or not torch.is_grad_enabled():
             return state
