@@ -21,7 +21,8 @@ BLOCK_BYTES = 2**24
 
 
 class KFRTRL(Rule):
-    """Unbiased rank-one Kronecker estimate of the RHN's sensitivity, per micro-layer l.
+    """Unbiased rank-one Kronecker estimate of the RHN's sensitivity, per micro-layer l
+    (docs/algorithms.md §5).
 
     Micro-layer l computes z = ŝ^{l-1} W^l followed by element-wise maps, so
     ∂h_t/∂W^l = ŝ^{l-1}_t ⊗ (P^l_t D^l_t), with D^l = [diag((1−f)(1−c²)), diag((s^{l-1}−c) f(1−f))]
