@@ -27,7 +27,7 @@ with the same torch.set_num_threads (--threads).
 **Time to a return (--time-to R).** For each agent in turn, in one run on this machine, one
 ``train.train(cfg)`` job (train.py's loop, or the rppo path for RecurrentPPO) on RepeatPreviousEasy
 for --budget env steps at --seed, logged under --log-dir; then, from its event file
-(``agents.compare.load_run``), the env steps and wall-clock seconds (since the run's first event)
+(``report.runs.load_run``), the env steps and wall-clock seconds (since the run's first event)
 at the first logged ``rollout/ep_rew_mean`` ≥ R. Agents (``TIME_TO_AGENTS``): rtrl-elstm,
 rtrl-rtu, kfrtrl-rhn, tbptt-lstm at the config defaults, and RecurrentPPO with the recipe of
 issue 9's table (LSTM 128, n_steps 64, 4 epochs × 4 minibatches of 256). Random play scores about
@@ -219,7 +219,7 @@ def throughput(args: argparse.Namespace) -> None:
 
 def time_to(args: argparse.Namespace) -> None:
     """For each agent in turn: one train.train job, then steps and seconds to the threshold."""
-    from agents.compare import load_run
+    from report.runs import load_run
     from train import train
 
     rows = []
@@ -255,7 +255,7 @@ def time_to(args: argparse.Namespace) -> None:
         f"env steps, torch threads {args.threads}. steps / seconds: at the first logged "
         f"rollout/ep_rew_mean (mean of the last 100 episodes) ≥ {args.time_to}, seconds since "
         "the run's first event; final: that mean at the end; steps/s: the last time/fps. "
-        f"A report with curves: python -m agents.compare {args.log_dir} --out OUT --threshold {args.time_to}"
+        f"A report with curves: python -m report.compare {args.log_dir} --out OUT --threshold {args.time_to}"
     )
 
 
