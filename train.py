@@ -88,7 +88,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
 
 def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, Any]:
     if cfg.algo.name == "rppo":  # the peer, sb3-contrib's RecurrentPPO: its own loop, same outputs
-        from agents.recurrent_ppo import train_recurrent_ppo
+        from peers.recurrent_ppo import train_recurrent_ppo
 
         return train_recurrent_ppo(cfg, run_dir, stop)
     OmegaConf.resolve(cfg)

@@ -1,5 +1,5 @@
 """Where a run lives and what it runs on, shared by our learner (train.py) and the peer
-(agents/recurrent_ppo.py)."""
+(peers/recurrent_ppo.py)."""
 
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ the same run, through the same env factory:
 * ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``build(cfg, device)``) for
   ``algo=rtrl`` (eLSTM), ``algo=tbptt`` (eLSTM) and ``algo=kfrtrl`` (RHN), timed over
   ``learner.update(learner.collect())``;
-* ``RecurrentPPO``: ``algo=rppo`` (agents/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
+* ``RecurrentPPO``: ``algo=rppo`` (peers/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
   envs through the SB3 VecEnv adapter), timed over ``model.learn``.
 
 For each rollout length M in --rollout-lens every agent does the same update work per env step:
@@ -136,7 +136,7 @@ def make_ours(algo: str, work: Work) -> Agent:
 
 
 def make_rppo(work: Work) -> Agent:
-    from agents.recurrent_ppo import make_model
+    from peers.recurrent_ppo import make_model
 
     cfg = compose_config(
         [

@@ -27,7 +27,7 @@ def test_learner_config_defaults_are_the_yaml():
 @pytest.mark.sb3
 def test_recurrent_ppo_config_defaults_are_the_yaml():
     pytest.importorskip("sb3_contrib")
-    from agents.recurrent_ppo import RecurrentPPOConfig
+    from peers.recurrent_ppo import RecurrentPPOConfig
 
     # resolved: lstm_hidden_size follows core.hidden_size, which the same file sets
     algo = OmegaConf.to_container(OmegaConf.load(CONFIGS / "algo" / "rppo.yaml"), resolve=True)["algo"]

@@ -1,6 +1,6 @@
 """The peer: sb3-contrib's RecurrentPPO behind ``python train.py algo=rppo``, so its curves overlay ours.
 
-Same env factory (through :class:`envs.sb3_vec_env.SB3VecEnv`), same run-dir layout
+Same env factory (through :class:`peers.sb3_vec_env.SB3VecEnv`), same run-dir layout
 (``<log_dir>/<env>/rppo-lstm/seed<seed>-<time>/`` with ``config.yaml``), same TensorBoard tags as
 train.py's learner, the same progress bar, seeding and clean stop on SIGINT/SIGTERM. The training
 itself is sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
@@ -50,7 +50,7 @@ from tqdm import tqdm
 from agents.checkpoint import checkpoint_name, write_atomically
 from agents.learner import LearnerConfig
 from envs import make_vector_env
-from envs.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
+from peers.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
 
 try:
     from sb3_contrib import RecurrentPPO
