@@ -2,7 +2,7 @@
 
 ``configs/suite/<suite>.yaml`` declares the tasks (env overrides and a step budget), the agents
 (algo and core overrides) and the seeds. This module expands them into cells, one training run
-each, skips the cells that have finished, runs the rest as a Hydra multirun of ``train.train``
+each, skips the cells that have finished, runs the rest as a Hydra multirun of ``jobs.train``
 and then writes the report with ``python -m report.compare``. It adds no training code.
 
 - **Cells** run in ``<suite_dir>/<task>/<agent>/seed<k>`` (default suite_dir ``runs/suite/<suite>``),
@@ -309,10 +309,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     """
     run_dir = Path(cell.run_dir)
     try:
-        if str(ROOT) not in sys.path:  # train.py sits at the repo root, outside the packages
-            sys.path.insert(0, str(ROOT))
         from agents.checkpoint import checkpoint_name
-        from train import train
+        from jobs import train
 
         cfg = compose_cell(cell)
         checkpoint = run_dir / checkpoint_name(cfg.algo.name)  # rppo: SB3's zip

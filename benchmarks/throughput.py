@@ -5,7 +5,7 @@ at matched update work, and the time each takes to reach a return.
 ``env=popgym`` (RepeatPreviousEasy) with 16 envs, every agent built from train.py's configs in
 the same run, through the same env factory:
 
-* ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``build(cfg, device)``) for
+* ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``agents.training.build(cfg, device)``) for
   ``algo=rtrl`` (eLSTM), ``algo=tbptt`` (eLSTM) and ``algo=kfrtrl`` (RHN), timed over
   ``learner.update(learner.collect())``;
 * ``RecurrentPPO``: ``algo=rppo`` (peers/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
@@ -25,7 +25,7 @@ rounds, ``×RPPO`` the median of the per-round ratios to RecurrentPPO at the sam
 with the same torch.set_num_threads (--threads).
 
 **Time to a return (--time-to R).** For each agent in turn, in one run on this machine, one
-``train.train(cfg)`` job (train.py's loop, or the rppo path for RecurrentPPO) on RepeatPreviousEasy
+``jobs.train(cfg)`` job (our learner's loop, or the peer's for RecurrentPPO) on RepeatPreviousEasy
 for --budget env steps at --seed, logged under --log-dir; then, from its event file
 (``report.runs.load_run``), the env steps and wall-clock seconds (since the run's first event)
 at the first logged ``rollout/ep_rew_mean`` ≥ R. Agents (``TIME_TO_AGENTS``): rtrl-elstm,
@@ -218,9 +218,9 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def time_to(args: argparse.Namespace) -> None:
-    """For each agent in turn: one train.train job, then steps and seconds to the threshold."""
+    """For each agent in turn: one jobs.train job, then steps and seconds to the threshold."""
+    from jobs import train
     from report.runs import load_run
-    from train import train
 
     rows = []
     for label in args.time_agents:

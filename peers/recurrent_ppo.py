@@ -2,10 +2,11 @@
 
 Same env factory (through :class:`peers.sb3_vec_env.SB3VecEnv`), same run-dir layout
 (``<log_dir>/<env>/rppo-lstm/seed<seed>-<time>/`` with ``config.yaml``), same TensorBoard tags as
-train.py's learner, the same progress bar, seeding and clean stop on SIGINT/SIGTERM. The training
-itself is sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
+our learner (agents/training.py), and the same progress bar, seeding, clean stop on SIGINT/SIGTERM
+and summary, from the scaffolding both share (agents/runs.py). The training itself is
+sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
 
-Tags (logged after every update, at the env step count after it, as train.py does):
+Tags (logged after every update, at the env step count after it, as our learner does):
 
 * ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``: mean raw return and length of the last 100
   episodes, as the factory's ``RecordEpisodeStatistics`` reports them (before reward clipping).
@@ -29,14 +30,12 @@ reward as inputs, encoders) belong to our agents and do not apply.
 
 from __future__ import annotations
 
-import math
-import signal
 import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +48,18 @@ from tqdm import tqdm
 
 from agents.checkpoint import checkpoint_name, write_atomically
 from agents.learner import LearnerConfig
+from agents.runs import (
+    StopSignal,
+    default_run_dir,
+    nothing_to_train,
+    open_writer,
+    progress_bar,
+    resolve_device,
+    run_summary,
+    seed_and_threads,
+    write_config,
+    write_hparams,
+)
 from envs import make_vector_env
 from peers.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
 
@@ -60,16 +71,14 @@ try:
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
-from agents.runs import default_run_dir, resolve_device
-
 __all__ = [
     "CHECKPOINT_NAME",
     "POLICIES",
     "IntCombinedExtractor",
     "IntFlattenExtractor",
     "RecurrentPPOConfig",
-    "StopSignal",
     "check_core",
+    "checkpoint_steps",
     "choose_policy",
     "episode_mean",
     "make_model",
@@ -273,12 +282,6 @@ def check_core(cfg: DictConfig) -> None:
         )
 
 
-class StopSignal(Protocol):
-    """train.py's stop flag: ``signal`` is None until SIGINT/SIGTERM arrives."""
-
-    signal: int | None
-
-
 class _LogAndCheckpoint(BaseCallback):
     """After each update: our tags, the progress bar, periodic checkpoints; stops on a signal."""
 
@@ -365,10 +368,21 @@ def save_model(model: RecurrentPPO, path: Path) -> Path:
     return write_atomically(path, model.save)
 
 
+def checkpoint_steps(path: str | Path) -> int:
+    """The env steps a ``checkpoint.zip`` was trained for (read without building a model)."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    return int(data["num_timesteps"])
+
+
 def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: int) -> None:
     """Continue ``model`` (built from this run's config) from a ``checkpoint.zip``: its weights,
     optimizer state and env step count; fresh episodes, reseeded with ``seed`` + updates as
-    train.py's learner does (the LSTM states start from zero, as on any episode start)."""
+    our learner does (the LSTM states start from zero, as on any episode start)."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
     path = Path(path)
@@ -382,16 +396,17 @@ def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: in
 
 
 def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
-    """train.py's job for ``algo=rppo``; returns the same summary as ``train.train``."""
+    """The job for ``algo=rppo`` (``jobs.train`` calls it); returns the same summary as our learner's."""
     OmegaConf.resolve(cfg)
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo)
+    if cfg.resume:
+        steps = checkpoint_steps(cfg.resume)
+        spent = nothing_to_train(cfg, steps, steps // (rcfg.n_steps * cfg.num_envs), run_dir=run_dir)
+        if spent is not None:
+            return spent
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    write_config(run_dir, cfg)
+    seed_and_threads(cfg)
     device = resolve_device(cfg.device)
     model = make_model(cfg, device, rcfg)
     venv = model.get_env()
@@ -400,15 +415,12 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     env_name = getattr(venv.env, "env_name", cfg.env.name)
     ckpt_path = run_dir / CHECKPOINT_NAME
 
-    writer = SummaryWriter(str(run_dir))
-    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
+    writer = open_writer(run_dir, cfg)
     writer.add_text(
         "policy", f"sb3-contrib RecurrentPPO, {type(model.policy).__name__}:\n```\n{model.policy}\n```"
     )
     start = model.num_timesteps
-    bar = tqdm(
-        total=cfg.total_steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True
-    )
+    bar = progress_bar(cfg, initial=start)
     callback = _LogAndCheckpoint(writer, bar, stop, ckpt_path, cfg.checkpoint_every)
     callback.updates = start // (rcfg.n_steps * cfg.num_envs)  # one update per rollout
     try:
@@ -422,35 +434,18 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
         bar.close()
         save_model(model, ckpt_path)
         final = episode_mean(model, "r")
-        writer.add_hparams(
-            {
-                "env": env_name,
-                "algo": cfg.algo.name,
-                "core": cfg.core.name,
-                "seed": cfg.seed,
-                "rollout_len": rcfg.n_steps,
-                "update": "ppo",
-                "lr": rcfg.lr,
-                "hidden_size": cfg.core.hidden_size,
-                "num_envs": cfg.num_envs,
-            },
-            {"hparam/ep_rew_mean": final if math.isfinite(final) else 0.0},
-            run_name=".",
-        )
+        write_hparams(writer, cfg, env_name, rcfg.n_steps, "ppo", rcfg.lr, final)
         writer.close()
         venv.close()
-    interrupted = "" if stop.signal is None else f" (stopped by {signal.Signals(stop.signal).name})"
-    print(
-        f"{env_name} {cfg.algo.name}-{cfg.core.name} seed {cfg.seed}: {model.num_timesteps} steps, "
-        f"ep_rew_mean {final:.3f}, {callback.fps:.0f} steps/s{interrupted}; run in {run_dir}"
+    return run_summary(
+        cfg,
+        env_name,
+        final=final,
+        step=model.num_timesteps,
+        fps=callback.fps,
+        updates=callback.updates,
+        skipped_updates=0,  # SB3 applies every step (it does not skip non-finite gradients)
+        run_dir=run_dir,
+        checkpoint=ckpt_path,
+        stop_signal=stop.signal,
     )
-    return {  # the keys of train.train's summary
-        "ep_rew_mean": final,
-        "global_step": model.num_timesteps,
-        "fps": callback.fps,
-        "updates": callback.updates,
-        "skipped_updates": 0,  # SB3 applies every step (it does not skip non-finite gradients)
-        "processes": 1,
-        "run_dir": str(run_dir),
-        "checkpoint": str(ckpt_path),
-    }

@@ -21,8 +21,8 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envs import make_vector_env
+from jobs import train
 from tests.test_train import SB3_TAGS as TAGS
-from train import train
 
 ROOT = Path(__file__).resolve().parents[2]
 needs_sb3 = pytest.mark.skipif(find_spec("sb3_contrib") is None, reason="needs the sb3 extra")
@@ -406,6 +406,22 @@ def test_resume_continues_weights_optimizer_and_steps(tmp_path: Path) -> None:
     )
     with pytest.raises(FileNotFoundError, match="does not exist"):
         train(rppo_cfg(resume=str(tmp_path / "missing.zip")), run_dir=tmp_path / "third")
+
+
+@needs_sb3
+def test_resume_past_the_budget_trains_nothing_and_says_so(tmp_path: Path, capsys) -> None:
+    first = train(rppo_cfg(total_steps=256), run_dir=tmp_path / "first")
+    capsys.readouterr()
+    checkpoint = Path(first["checkpoint"])
+    before = {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()}
+    for total, run_dir in ((256, tmp_path / "second"), (128, checkpoint.parent)):
+        summary = train(rppo_cfg(total_steps=total, resume=str(checkpoint)), run_dir=run_dir)
+        said = f"checkpoint at 256 steps >= total_steps {total}: nothing to train ({checkpoint})\n"
+        assert capsys.readouterr().out == said
+        assert summary["global_step"] == 256 and summary["updates"] == first["updates"] == 2
+        assert summary["checkpoint"] == str(checkpoint)
+    assert not (tmp_path / "second").exists()
+    assert {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()} == before
 
 
 @needs_sb3
