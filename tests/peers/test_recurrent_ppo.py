@@ -204,7 +204,7 @@ def test_dict_observations_pass_through() -> None:
 
 @needs_sb3
 def test_policy_follows_the_observation_space() -> None:
-    from peers.recurrent_ppo import choose_policy
+    from peers.sb3_policy import choose_policy
 
     assert choose_policy(spaces.Box(0, 1, (6,), np.float32)) == "MlpLstmPolicy"
     assert choose_policy(spaces.Box(0, 255, (4, 84, 84), np.uint8)) == "CnnLstmPolicy"
@@ -237,7 +237,7 @@ def test_small_images_reach_sb3_as_vectors() -> None:
     # size" on MiniGrid): such parts go in as float32, which SB3 flattens into its MLP.
     from sb3_contrib import RecurrentPPO
 
-    from peers.recurrent_ppo import small_images_as_vectors
+    from peers.sb3_policy import small_images_as_vectors
     from peers.sb3_vec_env import SB3VecEnv
 
     env = small_images_as_vectors(SyncVectorEnv([_SmallImageEnv] * 2))
@@ -443,7 +443,7 @@ def test_missing_sb3_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) 
     for name in ["sb3_contrib", "stable_baselines3", *sys.modules]:
         if name.split(".")[0] in ("sb3_contrib", "stable_baselines3"):
             monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
-    for name in ("peers.recurrent_ppo", "peers.sb3_vec_env"):
+    for name in ("peers.recurrent_ppo", "peers.sb3_policy", "peers.sb3_vec_env"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(ImportError, match=r'pip install -e "\.\[sb3\]"'):
         train(rppo_cfg())
