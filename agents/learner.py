@@ -29,13 +29,14 @@ __all__ = ["Learner", "LearnerConfig", "Rollout"]
 
 @dataclass
 class LearnerConfig:
-    """Hyperparameters of the update (the Hydra ``algo`` group)."""
+    """Hyperparameters of the update (the Hydra ``algo`` group). The defaults are those of
+    configs/learner/default.yaml, which says why (a test holds the two equal)."""
 
-    rollout_len: int = 16  # M: environment steps per rollout (1 = fully online)
+    rollout_len: int = 8  # M: environment steps per rollout (1 = fully online)
     update: str = "ppo"  # "a2c": one step per rollout; "ppo": clipped epochs over the rollout
     gamma: float = 0.99
     gae_lambda: float = 0.95
-    lr: float = 3e-4
+    lr: float = 1e-3
     lr_final: float | None = None  # None: constant; else linear from lr to this at total_steps
     optimizer: str = "adam"  # "adam" or "rmsprop" (IMPALA)
     num_epochs: int = 4  # PPO epochs over each rollout

@@ -94,9 +94,9 @@ def compose_config(overrides: Sequence[str]):
 
 
 def build_learner(overrides: Sequence[str], device: torch.device | str = "cpu"):
-    """train.py's learner (``build(cfg, device)``) for the config with ``overrides``; returns
+    """train.py's learner (``agents.training.build(cfg, device)``) for the config with ``overrides``; returns
     (learner, cfg). Seeds torch and numpy from ``cfg.seed`` first, as train.py does."""
-    from train import build
+    from agents.training import build
 
     cfg = compose_config(overrides)
     torch.manual_seed(cfg.seed)

@@ -19,7 +19,7 @@ the quantity of the paper's variance plots (noise relative to the true gradient)
 estimators are unbiased, so nv_t is their variance in units of the signal. KF-RTRL's first
 step is exact (nv_1 = 0); UORO's is not.
 
-What to expect (ALGORITHMS.md §7): KF-RTRL's nv is O(1) and flat in t, while UORO's is about N×
+What to expect (docs/algorithms.md §7): KF-RTRL's nv is O(1) and flat in t, while UORO's is about N×
 larger. Measured at the defaults (benchmarks/results/diagnostics/grad_noise.md): both are flat
 in t; KF-RTRL's stays at 2–3 for N = 16…128 (it does not fall with N under this normalisation),
 UORO's grows ∝ N (about 1.6 N), so UORO/KF goes from 13 to 71. The table gives medians over two

@@ -7,7 +7,7 @@ What is measured, for each hidden size N (D = N inputs, B environments, float32)
   trace advance. Two modes:
     - ``step``  (M = 1): ``rule.step`` then ``backward`` at every step (fully online learning);
     - ``chunk`` (M = --chunk, 32): ``rule.unroll`` over M steps then one ``backward`` (the hybrid
-      of ALGORITHMS.md §2: BPTT inside the chunk, the trace carries the credit from before it).
+      of docs/algorithms.md §2: BPTT inside the chunk, the trace carries the credit from before it).
 * ``×TBPTT``: the rule's time over TBPTT's on the same core, the same N and the same M. The rules
   of one group are run round-robin (interleaved, the order reversed every other repeat) after a
   warm-up, each repeat gives one paired ratio rule/TBPTT, and the table shows the median of those

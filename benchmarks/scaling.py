@@ -1,7 +1,7 @@
 """Data-parallel scaling: training steps/s of one run over K processes, as a ratio to K = 1.
 
 Each K is a real ``torchrun --standalone --nproc_per_node=K`` job of this module's worker, which
-builds train.py's learner for its rank (``train.build`` with ``agents.distributed.DataParallel``):
+builds train.py's learner for its rank (``agents.training.build`` with ``agents.distributed.DataParallel``):
 its share of the envs, rank 0's weights, gradients all-reduced once per optimiser step. Weak
 scaling: every rank steps ``--envs-per-rank`` envs, so the run has K times as many, and the
 ideal ratio is K. The worker warms up, then times ``--updates`` updates (collect + update)
@@ -59,7 +59,7 @@ def worker(args: argparse.Namespace) -> None:
 
     from agents.distributed import DataParallel
     from agents.runs import resolve_device
-    from train import build
+    from agents.training import build
 
     ranks = DataParallel.from_env(resolve_device(args.device))
     k = ranks.world_size

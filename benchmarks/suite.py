@@ -2,8 +2,8 @@
 
 ``configs/suite/<suite>.yaml`` declares the tasks (env overrides and a step budget), the agents
 (algo and core overrides) and the seeds. This module expands them into cells, one training run
-each, skips the cells that have finished, runs the rest as a Hydra multirun of ``train.train``
-and then writes the report with ``python -m agents.compare``. It adds no training code.
+each, skips the cells that have finished, runs the rest as a Hydra multirun of ``jobs.train``
+and then writes the report with ``python -m report.compare``. It adds no training code.
 
 - **Cells** run in ``<suite_dir>/<task>/<agent>/seed<k>`` (default suite_dir ``runs/suite/<suite>``),
   ordered seed first, so a suite stopped half-way has whole seeds to compare.
@@ -19,9 +19,9 @@ and then writes the report with ``python -m agents.compare``. It adds no trainin
   ``suite_cell_error.txt`` and the others go on.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
-- **Report**: ``python -m agents.compare <suite_dir> --out benchmarks/results/<suite>
+- **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X] [--targets <suite config>]`` over every run under the suite dir, after the
-  cells. A suite's ``targets:`` (agents/targets.py) are checked there: met, not met or pending;
+  cells. A suite's ``targets:`` (report/targets.py) are checked there: met, not met or pending;
   its ``bounds:`` (env label -> [random play, best]) normalise the aggregate.
 
 A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo`` and
@@ -54,8 +54,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from agents.compare import parse_bounds, thresholds_of
-from agents.targets import Target, parse_targets
+from report.targets import Target, parse_targets
+from report.thresholds import parse_bounds, thresholds_of
 
 __all__ = [
     "MARKER",
@@ -309,10 +309,8 @@ def run_cell(cell: Cell) -> dict[str, Any]:
     """
     run_dir = Path(cell.run_dir)
     try:
-        if str(ROOT) not in sys.path:  # train.py sits at the repo root, outside the packages
-            sys.path.insert(0, str(ROOT))
         from agents.checkpoint import checkpoint_name
-        from train import train
+        from jobs import train
 
         cfg = compose_cell(cell)
         checkpoint = run_dir / checkpoint_name(cfg.algo.name)  # rppo: SB3's zip
@@ -442,11 +440,11 @@ def report(
     suite_dir: str | Path,
     out: str | Path,
     threshold: Mapping[str, float] | None = None,
-    module: str = "agents.compare",
+    module: str = "report.compare",
     targets: str | Path | None = None,
     bounds: str | Path | None = None,
 ) -> int:
-    """``python -m agents.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]
+    """``python -m report.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]
     [--bounds FILE]``; its exit status."""
     # Paths relative to the repo root where they can be: the report quotes its command.
     cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
@@ -483,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", help="where the cells run (default runs/suite/<suite>)")
     parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
-    parser.add_argument("--no-report", action="store_true", help="run the cells, skip agents.compare")
+    parser.add_argument("--no-report", action="store_true", help="run the cells, skip report.compare")
     parser.add_argument("--tasks", nargs="+", metavar="GLOB", help="run only these tasks (e.g. 'repeat-*')")
     parser.add_argument(
         "--agents", nargs="+", metavar="GLOB", help="run only these agents (e.g. rtrl-rtu rppo)"

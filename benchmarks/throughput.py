@@ -5,10 +5,10 @@ at matched update work, and the time each takes to reach a return.
 ``env=popgym`` (RepeatPreviousEasy) with 16 envs, every agent built from train.py's configs in
 the same run, through the same env factory:
 
-* ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``build(cfg, device)``) for
+* ``RTRL`` / ``TBPTT`` / ``KFRTRL``: train.py's learner (``agents.training.build(cfg, device)``) for
   ``algo=rtrl`` (eLSTM), ``algo=tbptt`` (eLSTM) and ``algo=kfrtrl`` (RHN), timed over
   ``learner.update(learner.collect())``;
-* ``RecurrentPPO``: ``algo=rppo`` (agents/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
+* ``RecurrentPPO``: ``algo=rppo`` (peers/recurrent_ppo.py: sb3-contrib's ``MlpLstmPolicy`` on our
   envs through the SB3 VecEnv adapter), timed over ``model.learn``.
 
 For each rollout length M in --rollout-lens every agent does the same update work per env step:
@@ -25,9 +25,9 @@ rounds, ``×RPPO`` the median of the per-round ratios to RecurrentPPO at the sam
 with the same torch.set_num_threads (--threads).
 
 **Time to a return (--time-to R).** For each agent in turn, in one run on this machine, one
-``train.train(cfg)`` job (train.py's loop, or the rppo path for RecurrentPPO) on RepeatPreviousEasy
+``jobs.train(cfg)`` job (our learner's loop, or the peer's for RecurrentPPO) on RepeatPreviousEasy
 for --budget env steps at --seed, logged under --log-dir; then, from its event file
-(``agents.compare.load_run``), the env steps and wall-clock seconds (since the run's first event)
+(``report.runs.load_run``), the env steps and wall-clock seconds (since the run's first event)
 at the first logged ``rollout/ep_rew_mean`` ≥ R. Agents (``TIME_TO_AGENTS``): rtrl-elstm,
 rtrl-rtu, kfrtrl-rhn, tbptt-lstm at the config defaults, and RecurrentPPO with the recipe of
 issue 9's table (LSTM 128, n_steps 64, 4 epochs × 4 minibatches of 256). Random play scores about
@@ -136,7 +136,7 @@ def make_ours(algo: str, work: Work) -> Agent:
 
 
 def make_rppo(work: Work) -> Agent:
-    from agents.recurrent_ppo import make_model
+    from peers.recurrent_ppo import make_model
 
     cfg = compose_config(
         [
@@ -218,9 +218,9 @@ def throughput(args: argparse.Namespace) -> None:
 
 
 def time_to(args: argparse.Namespace) -> None:
-    """For each agent in turn: one train.train job, then steps and seconds to the threshold."""
-    from agents.compare import load_run
-    from train import train
+    """For each agent in turn: one jobs.train job, then steps and seconds to the threshold."""
+    from jobs import train
+    from report.runs import load_run
 
     rows = []
     for label in args.time_agents:
@@ -255,7 +255,7 @@ def time_to(args: argparse.Namespace) -> None:
         f"env steps, torch threads {args.threads}. steps / seconds: at the first logged "
         f"rollout/ep_rew_mean (mean of the last 100 episodes) ≥ {args.time_to}, seconds since "
         "the run's first event; final: that mean at the end; steps/s: the last time/fps. "
-        f"A report with curves: python -m agents.compare {args.log_dir} --out OUT --threshold {args.time_to}"
+        f"A report with curves: python -m report.compare {args.log_dir} --out OUT --threshold {args.time_to}"
     )
 
 

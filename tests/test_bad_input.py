@@ -21,6 +21,7 @@ from gymnasium import spaces
 from agents.checkpoint import load_checkpoint
 from agents.registry import CORES, RULES, make_core, make_rule
 from envs import ENV_MAKERS, make_vector_env
+from jobs import train
 from tests.test_train import (
     ROOT,
     TINY,
@@ -29,7 +30,6 @@ from tests.test_train import (
     scalars,
     tiny_cfg,
 )
-from train import train
 
 FAULT_AFTER = 40  # steps per env instance: past gymnasium's env checker, after some updates
 
@@ -176,7 +176,9 @@ def test_unsupported_space_is_named(tmp_path, env_class, pattern):
 def test_resume_into_a_different_core_fails_and_keeps_the_checkpoint(tmp_path):
     first = train(tiny_cfg(), run_dir=tmp_path / "first")
     before = Path(first["checkpoint"]).read_bytes()
-    cfg = tiny_cfg(**{"core.hidden_size": 2 * TINY["core.hidden_size"], "resume": first["checkpoint"]})
+    # a budget beyond the checkpoint's: at or below it there is nothing to train, and nothing is loaded
+    values = {"core.hidden_size": 2 * TINY["core.hidden_size"], "total_steps": 2 * TINY["total_steps"]}
+    cfg = tiny_cfg(**values, resume=first["checkpoint"])
     with pytest.raises(RuntimeError, match="size mismatch"):
         train(cfg, run_dir=tmp_path / "second")
     assert Path(first["checkpoint"]).read_bytes() == before

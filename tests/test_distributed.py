@@ -214,7 +214,7 @@ def train_worker(rank: int, port: int, folder: str, overrides: list[str]) -> Non
     """train() on rank ``rank`` of 2, as torchrun would start it; writes its summary."""
     from hydra import compose, initialize_config_dir
 
-    from train import train
+    from jobs import train
 
     join_group(rank, port)
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
@@ -275,7 +275,7 @@ def test_resume_needs_the_same_number_of_processes():
 def test_rppo_refuses_torchrun(monkeypatch):
     from hydra import compose, initialize_config_dir
 
-    from train import train
+    from jobs import train
 
     monkeypatch.setenv("WORLD_SIZE", "2")
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):

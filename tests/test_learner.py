@@ -2,7 +2,7 @@
 checkpoints, non-finite updates and device placement.
 
 The gradient tests freeze θ (an optimiser that only records gradients) so that exact RTRL over
-consecutive rollouts must equal full BPTT over all of them (ALGORITHMS.md §2), in float64.
+consecutive rollouts must equal full BPTT over all of them (docs/algorithms.md §2), in float64.
 """
 
 from __future__ import annotations

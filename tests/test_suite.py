@@ -12,9 +12,10 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from agents import compare
-from agents.targets import load_targets
 from benchmarks import suite as S
+from report.runs import agent_label, env_label
+from report.targets import load_targets
+from report.thresholds import load_bounds
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_SUITE = """
@@ -57,7 +58,7 @@ def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[st
                 agent,
             )
             config = OmegaConf.to_container(cfg)
-            labels.add((compare.env_label(config["env"], config["policy"]), compare.agent_label(config)))
+            labels.add((env_label(config["env"], config["policy"]), agent_label(config)))
     return labels
 
 
@@ -74,7 +75,7 @@ def test_every_task_and_agent_composes(name):
     # The report reads the targets and bounds from the suite's file, as the suite does.
     assert load_targets(suite.path) == list(suite.targets)
     if suite.bounds:
-        assert compare.load_bounds(suite.path) == suite.bounds
+        assert load_bounds(suite.path) == suite.bounds
     # Targets name the report's labels; a typo would leave a target pending for ever.
     envs, agents = {env for env, _ in labels}, {agent for _, agent in labels}
     for target in suite.targets:
@@ -186,7 +187,7 @@ def test_failed_cell_is_recorded_and_not_marked(tmp_path):
 
 
 def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
-    """The report is `python -m agents.compare DIR --out OUT --threshold X`, run as a CLI."""
+    """The report is `python -m report.compare DIR --out OUT --threshold X`, run as a CLI."""
     fake = tmp_path / "fake_compare.py"
     fake.write_text(
         "import json, sys\nopen(sys.argv[sys.argv.index('--out') + 1], 'w').write(json.dumps(sys.argv[1:]))\n"

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from agents.checkpoint import load_checkpoint
-from train import train
+from jobs import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SB3_TAGS = (
@@ -268,6 +268,32 @@ def test_resume_continues_counting_in_a_new_run_dir(tmp_path):
     assert adam_steps(load_checkpoint(second["checkpoint"])) == second["updates"] * per_update
     logged = [e.step for e in scalars(second["run_dir"]).Scalars("time/fps")]
     assert logged[0] == 512 + 4 * cfg.algo.rollout_len and logged[-1] == 1024
+
+
+def test_resume_past_the_budget_trains_nothing_and_says_so(tmp_path, capsys):
+    first = train(tiny_cfg(total_steps=512, num_envs=4), run_dir=tmp_path / "first")
+    capsys.readouterr()
+    checkpoint = Path(first["checkpoint"])
+    before = {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()}
+    # at the budget and below it; into a new run dir, and into the checkpoint's own (as the suite does)
+    for total, run_dir in ((512, tmp_path / "second"), (256, tmp_path / "second"), (256, checkpoint.parent)):
+        summary = train(tiny_cfg(total_steps=total, num_envs=4, resume=str(checkpoint)), run_dir=run_dir)
+        said = f"checkpoint at 512 steps >= total_steps {total}: nothing to train ({checkpoint})\n"
+        assert capsys.readouterr().out == said
+        assert summary["global_step"] == 512 and summary["updates"] == first["updates"]
+        assert summary["checkpoint"] == str(checkpoint) and math.isnan(summary["ep_rew_mean"])
+    assert not (tmp_path / "second").exists()  # no run dir, no events
+    assert {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()} == before
+
+
+def test_cli_resume_past_the_budget_exits_cleanly(tmp_path):
+    first = train(tiny_cfg(total_steps=1024, num_envs=4), run_dir=tmp_path / "first")
+    proc = run_cli(
+        f"resume='{first['checkpoint']}'", "total_steps=1000", f"log_dir='{tmp_path}'", "progress=false"
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("checkpoint at 1,024 steps >= total_steps 1,000: nothing to train")
+    assert "nan" not in proc.stdout and not summary_lines(proc.stdout)
 
 
 # --- signals ------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class ELSTM(ElementwiseCore):
 
     @torch.no_grad()
     def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
-        """ALGORITHMS.md §1, from record = (x, c_{t-1}, f, z):
+        """docs/algorithms.md §1, from record = (x, c_{t-1}, f, z):
         φ = (c_{t-1} − z) ⊙ f ⊙ (1 − f),  ζ = (1 − f) ⊙ (1 − z²),  a = f + w_f ⊙ φ + w_z ⊙ ζ.
         """
         x, c_prev, f, z = record

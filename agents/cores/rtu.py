@@ -64,7 +64,7 @@ class RTU(ElementwiseCore):
 
     @torch.no_grad()
     def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
-        """ALGORITHMS.md §3, in complex coordinates, from record = (x, [c¹; c²]_{t-1}, W₁x, W₂x):
+        """docs/algorithms.md §3, in complex coordinates, from record = (x, [c¹; c²]_{t-1}, W₁x, W₂x):
         a = λ;  ∂c/∂ν = −e^ν λ c_{t-1} + (r² e^ν / n_r) u;  ∂c/∂θ_log = i θ λ c_{t-1};
         ∂c/∂W₁ = n_r ⊗ x,  ∂c/∂W₂ = i n_r ⊗ x,  with u = (W₁ + i W₂) x.
         """

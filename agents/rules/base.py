@@ -2,7 +2,7 @@
 
 A rule drives a core over a chunk of M steps (M = 1 is fully online). Inside the chunk the
 gradient is plain autograd BPTT; the credit from before the chunk enters through the rule's
-sensitivity at the chunk's start (ALGORITHMS.md §2):
+sensitivity at the chunk's start (docs/algorithms.md §2):
 
     dL/dθ = ∂L/∂θ |_(s_0 fixed)  +  Σ_b (dL/ds_0)[b] · G_0[b]
 

@@ -21,7 +21,8 @@ BLOCK_BYTES = 2**24
 
 
 class KFRTRL(Rule):
-    """Unbiased rank-one Kronecker estimate of the RHN's sensitivity, per micro-layer l.
+    """Unbiased rank-one Kronecker estimate of the RHN's sensitivity, per micro-layer l
+    (docs/algorithms.md §5).
 
     Micro-layer l computes z = ŝ^{l-1} W^l followed by element-wise maps, so
     ∂h_t/∂W^l = ŝ^{l-1}_t ⊗ (P^l_t D^l_t), with D^l = [diag((1−f)(1−c²)), diag((s^{l-1}−c) f(1−f))]
@@ -128,20 +129,21 @@ class KFRTRL(Rule):
             h_jac.view(steps, batch, n * n).mul_(torch.stack(keeps)[..., None])
         s_hat = _stacked_inputs(records)  # (T, B, d, in₁)
         p_2 = safe_ratio_sqrt(pd_sq.sum(-1).sqrt().permute(1, 2, 0), torch.linalg.vector_norm(s_hat, dim=3))
+        h_jac = h_jac.view(steps, batch, n, n)
         ps = [p.view(steps, batch, n, n) for p in sens_to_out[:-1]]
+        c2_over_p2, c2_p2 = signs / p_2, signs * p_2  # with c₁ = 1 and c₂ = c (see _mix)
+        d = dcf.unbind(1)
         return [
-            _KFStep(*t, p=[p[i] for p in ps])
-            for i, t in enumerate(
-                zip(
-                    keeps,
-                    h_jac.view(steps, batch, n, n),
-                    s_hat,
-                    dcf.unbind(1),
-                    signs / p_2,
-                    signs * p_2,
-                    strict=True,
-                )
+            _KFStep(
+                keep=keeps[t],
+                h=h_jac[t],
+                s_hat=s_hat[t],
+                d=d[t],
+                p=[p[t] for p in ps],
+                c2_over_p2=c2_over_p2[t],
+                c2_p2=c2_p2[t],
             )
+            for t in range(steps)
         ]
 
 
@@ -152,31 +154,54 @@ class _KFStep(NamedTuple):
     h: Tensor  # H_t = J^d ⋯ J^1, (B, N, N)
     s_hat: Tensor  # ŝ per layer, (B, d, in₁)
     d: Tensor  # [d_c, d_f] per layer: D's diagonals, (d, B, 2, N)
-    c_over_p2: Tensor  # c / p₂, (B, d)
-    c_p2: Tensor  # c p₂, (B, d)
-    p: list[Tensor]  # P^l for l < d, each (B, N, N)
+    p: list[Tensor]  # P^l for l < d, each (B, N, N); P^d = I
+    c2_over_p2: Tensor  # c₂/p₂ with c₂ = c, (B, d)
+    c2_p2: Tensor  # c₂ p₂ with c₂ = c, (B, d)
 
 
 def _mix(traces: dict[str, Tensor], step: _KFStep, rebalance: bool) -> dict[str, Tensor]:
-    """One step of the trace update (see KFRTRL), in the balanced split if ``rebalance``."""
+    """One step of the trace update (see KFRTRL), in the balanced split if ``rebalance``:
+
+        u_t = c₁ p₁ u_{t-1} + c₂ p₂ ŝ_t,    A_t = c₁/p₁ H_t A_{t-1} + c₂/p₂ P D
+
+    Only c = c₁c₂ enters u ⊗ A. The balanced split takes c₁ = 1, c₂ = c. The cheap one moves p₁
+    from A into u (u_t/p₁ ⊗ p₁A_t is the same product) and so never scales A by 1/p₁:
+
+        u_t = u_{t-1} + c₂ p₂/p₁ ŝ_t,       A_t = H_t A_{t-1} + c₂ p₁/p₂ P D
+    """
     u, a = traces["u"], traces["A"]
     if step.keep is not None:  # A's reset rows are zeroed through H
         u = u * step.keep[:, None, None]
-    batch, n, depth = a.shape[0], a.shape[1], a.shape[2]
-    ha = torch.bmm(step.h, a.flatten(2)).view_as(a)  # H_t A_{t-1}, every layer: the O(N³) floor
-    p_1 = safe_ratio_sqrt(_layer_norms(ha), torch.linalg.vector_norm(u, dim=2))  # (B, d)
-    if rebalance:  # u = p₁ u + c p₂ ŝ,  A = H A / p₁ + c/p₂ P D
-        u_new = torch.addcmul(step.c_p2[..., None] * step.s_hat, u, p_1[..., None])
-        ha.div_(p_1[:, None, :, None])
-        g = step.c_over_p2
-    else:  # u = u + c p₂/p₁ ŝ,  A = H A + c p₁/p₂ P D
-        u_new = torch.addcmul(u, step.s_hat, (step.c_p2 / p_1)[..., None])
-        g = step.c_over_p2 * p_1
-    blocks = ha.view(batch, n, depth, 2, n)  # [:, i, l, k, j] = A^l[i, k N + j]
-    blocks[:, :, -1].diagonal(dim1=1, dim2=3).addcmul_(step.d[-1], g[:, -1, None, None])  # P = I
-    for layer, p_l in enumerate(step.p):
-        blocks[:, :, layer].addcmul_(p_l[:, :, None, :], (g[:, layer, None, None] * step.d[layer])[:, None])
-    return {"u": u_new, "A": ha}
+    h_a = torch.bmm(step.h, a.flatten(2)).view_as(a)  # H_t A_{t-1}, every layer: the O(N³) floor
+    p_1 = safe_ratio_sqrt(_layer_norms(h_a), torch.linalg.vector_norm(u, dim=2))  # (B, d)
+    if rebalance:
+        # u_t = c₁ p₁ u_{t-1} + c₂ p₂ ŝ_t
+        u_new = torch.addcmul(step.c2_p2[..., None] * step.s_hat, u, p_1[..., None])
+        c1_over_p1_h_a = h_a.div_(p_1[:, None, :, None])  # c₁/p₁ H_t A_{t-1}, in place
+        c2_over_p2 = step.c2_over_p2
+    else:
+        # u_t = u_{t-1} + c₂ p₂/p₁ ŝ_t
+        u_new = torch.addcmul(u, step.s_hat, (step.c2_p2 / p_1)[..., None])
+        c1_over_p1_h_a = h_a  # times p₁, which u_t took
+        c2_over_p2 = step.c2_over_p2 * p_1  # times p₁ likewise
+    # A_t = c₁/p₁ H_t A_{t-1} + c₂/p₂ P D, the second term added in place to the first
+    a_new = _add_scaled_pd_(c1_over_p1_h_a, step.p, step.d, c2_over_p2)
+    return {"u": u_new, "A": a_new}
+
+
+def _add_scaled_pd_(a: Tensor, p: Sequence[Tensor], d: Tensor, scale: Tensor) -> Tensor:
+    """a += scale · P D for every layer, in place; returns a.
+
+    a: stacked traces (B, N, d, 2N); p: P^l for l < d, each (B, N, N) (P^d = I); d: D's diagonals
+    [d_c, d_f] per layer, (d, B, 2, N); scale: (B, d). P^l D^l = [P^l diag(d_c), P^l diag(d_f)]
+    scales P's columns, so it is never built as a matrix product: P^d D^d = D^d puts d_c and d_f on
+    the diagonals of its two N × N blocks.
+    """
+    blocks = a.view(a.shape[0], a.shape[1], a.shape[2], 2, a.shape[1])  # [:, i, l, k, j] = A^l[i, k N + j]
+    blocks[:, :, -1].diagonal(dim1=1, dim2=3).addcmul_(d[-1], scale[:, -1, None, None])  # P^d = I
+    for layer, p_l in enumerate(p):
+        blocks[:, :, layer].addcmul_(p_l[:, :, None, :], (scale[:, layer, None, None] * d[layer])[:, None])
+    return a
 
 
 def _layer_norms(a: Tensor) -> Tensor:

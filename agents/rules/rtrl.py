@@ -20,7 +20,7 @@ DENSE_LIMIT = 2**27
 class RTRL(Rule):
     """Exact RTRL: carries G_t = ds_t/dθ forward, so the gradient is that of full BPTT.
 
-    Element-wise cores (ELSTM, RTU), ``method="elementwise"``; ALGORITHMS.md §1–3. With
+    Element-wise cores (ELSTM, RTU), ``method="elementwise"``; docs/algorithms.md §1–3. With
     ∂c_t/∂c_{t-1} = diag(a_t), each recurrent matrix P (K, D) and vector w (K,) keeps
         S^P_t = a_t ⊙ S^P_{t-1} + coef^P_t ⊗ x_t       (B, K, D)
         s^w_t = a_t ⊙ s^w_{t-1} + coef^w_t             (B, K)

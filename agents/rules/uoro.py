@@ -23,7 +23,7 @@ class UORO(Rule):
         ∂L/∂θ += Σ_b (e_b · s̃_b) θ̃_b
 
     After a reset (s̃ = 0, θ̃ = 0) this gives s̃ ⊗ θ̃ = ν ⊗ δθ, whose mean is exact. Its variance
-    grows about N× faster than KF-RTRL's (ALGORITHMS.md §6–7).
+    grows about N× faster than KF-RTRL's (docs/algorithms.md §6–7).
     """
 
     def __init__(self, core: RecurrentCore, generator: torch.Generator | None = None) -> None:

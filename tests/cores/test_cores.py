@@ -1,5 +1,5 @@
 """The cores: the interface rules rely on, and each step against an independent re-implementation
-of its equations (ALGORITHMS.md §1, §3, §4; torch's LSTM and GRU cell equations). Float64."""
+of its equations (docs/algorithms.md §1, §3, §4; torch's LSTM and GRU cell equations). Float64."""
 
 import pytest
 import torch
@@ -81,7 +81,7 @@ def test_rhn_depth():
 
 # --- equations, re-implemented independently ---------------------------------------------------
 def elstm_step(core, x, c):
-    """ALGORITHMS.md §1."""
+    """docs/algorithms.md §1."""
     f = torch.sigmoid(x @ core.F.T + core.w_f * c + core.b_f)
     z = torch.tanh(x @ core.Z.T + core.w_z * c + core.b_z)
     c = f * c + (1 - f) * z
@@ -90,7 +90,7 @@ def elstm_step(core, x, c):
 
 
 def rtu_step(core, x, state):
-    """ALGORITHMS.md §3, in real arithmetic."""
+    """docs/algorithms.md §3, in real arithmetic."""
     r = torch.exp(-torch.exp(core.nu_log))
     theta = torch.exp(core.theta_log)
     g, phi, n = r * torch.cos(theta), r * torch.sin(theta), torch.sqrt(1 - r**2)
@@ -100,7 +100,7 @@ def rtu_step(core, x, state):
 
 
 def rhn_step(core, x, h):
-    """ALGORITHMS.md §4, with ŝ built by concatenation."""
+    """docs/algorithms.md §4, with ŝ built by concatenation."""
     s = h
     for layer, w in enumerate(core.weights):
         ones = torch.ones(len(x), 1, dtype=DT)

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from envs.masked import POSITIONS, PositionsOnly
+from jobs import train
 from tests.test_train import _restore_torch_threads, tiny_cfg  # noqa: F401  (autouse fixture)
-from train import train
 
 MUJOCO = pytest.mark.mujoco
 

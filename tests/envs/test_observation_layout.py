@@ -21,8 +21,8 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv
 from agents.checkpoint import load_checkpoint
 from envs import make_vector_env
 from envs.observations import AgentObservations, agent_observations
+from jobs import train
 from tests.test_train import _restore_torch_threads, tiny_cfg  # noqa: F401  (autouse fixture)
-from train import train
 
 IMAGE_HWC = spaces.Box(0, 255, (10, 12, 3), np.uint8)
 SPACES = {

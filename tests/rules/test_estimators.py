@@ -1,5 +1,5 @@
 """KF-RTRL and UORO: exact right after a reset, unbiased over sign draws, and KF's variance O(1)
-(ALGORITHMS.md §5–7). Parameters stay fixed throughout: nothing here takes an optimiser step.
+(docs/algorithms.md §5–7). Parameters stay fixed throughout: nothing here takes an optimiser step.
 
 Unbiasedness is a statistic, not luck: every row of a batch replicates one input sequence and
 draws its own signs, so one pass gives R independent estimates; the mean's error is measured in

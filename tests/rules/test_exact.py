@@ -1,4 +1,4 @@
-"""Exact RTRL (element-wise and dense paths) against full BPTT, in float64 (ALGORITHMS.md §1–4, §7)."""
+"""Exact RTRL (element-wise and dense paths) against full BPTT, in float64 (docs/algorithms.md §1–4, §7)."""
 
 import pytest
 import torch

@@ -1,4 +1,4 @@
-"""Truncated BPTT: exact within its span, biased beyond it (ALGORITHMS.md §7)."""
+"""Truncated BPTT: exact within its span, biased beyond it (docs/algorithms.md §7)."""
 
 import pytest
 

@@ -1,7 +1,7 @@
 """Targets: claims about a comparison, declared as data and checked against its runs.
 
 A suite declares what its agents should achieve (``targets:`` in ``configs/suite/<suite>.yaml``),
-and ``python -m agents.compare ... --targets FILE`` reports each claim as met, not met, or
+and ``python -m report.compare ... --targets FILE`` reports each claim as met, not met, or
 pending (no runs yet). A target is a mapping::
 
     - name: "POPGym Easy: the best RTRL agent ends at least as high as RecurrentPPO"
@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 from omegaconf import OmegaConf
 
-from agents.compare import AgentStats, Run, Summary, group_runs
+from report.records import AgentStats, Run, Summary, group_runs
 
 __all__ = [
     "CHECKS",

@@ -21,10 +21,10 @@ from omegaconf import DictConfig, OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from envs import make_vector_env
+from jobs import train
 from tests.test_train import SB3_TAGS as TAGS
-from train import train
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 needs_sb3 = pytest.mark.skipif(find_spec("sb3_contrib") is None, reason="needs the sb3 extra")
 pytestmark = pytest.mark.sb3
 # Small and fast: 2 epochs of 2 minibatches over 32 steps x 4 envs per update.
@@ -50,7 +50,7 @@ def rppo_cfg(*choices: str, **values: Any) -> DictConfig:
 
 
 def recall(num_envs: int = 3, seed: int = 0, delay: int = 2):
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_vec_env import SB3VecEnv
 
     return SB3VecEnv(make_vector_env({"name": "recall", "delay": delay}, num_envs=num_envs, seed=seed))
 
@@ -63,7 +63,7 @@ def test_next_step_env_resets_in_the_same_step_with_raw_episode_stats() -> None:
     """CartPole (NEXT_STEP): a done row carries the final obs, already shows the next episode's
     first obs (the one gymnasium's reset step would give), and reports the true episode length
     while other rows' running episodes keep theirs (gymnasium's partial reset would zero them)."""
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_vec_env import SB3VecEnv
 
     cfg = {"name": "gym", "id": "CartPole-v1"}
     venv = SB3VecEnv(make_vector_env(cfg, num_envs=3, seed=0))
@@ -94,7 +94,7 @@ def test_next_step_env_resets_in_the_same_step_with_raw_episode_stats() -> None:
 def test_next_step_env_matches_the_raw_env_around_an_episode_end() -> None:
     """Same seed, same actions: the adapter's obs equal the raw env's, and at an end the terminal
     obs is the raw final obs while the new obs is what the raw env's reset step returns."""
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_vec_env import SB3VecEnv
 
     cfg = {"name": "gym", "id": "CartPole-v1"}
     raw = make_vector_env(cfg, num_envs=3, seed=4)
@@ -121,7 +121,7 @@ def test_next_step_env_matches_the_raw_env_around_an_episode_end() -> None:
 @needs_sb3
 def test_truncation_sets_time_limit_flag_and_terminal_observation() -> None:
     from benchmarks.common import SyntheticVectorEnv
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_vec_env import SB3VecEnv
 
     venv = SB3VecEnv(RecordEpisodeStatistics(SyntheticVectorEnv(2, 3, episode_len=3)))
     venv.reset()
@@ -190,7 +190,7 @@ class _DictEnv(gymnasium.Env):
 
 @needs_sb3
 def test_dict_observations_pass_through() -> None:
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_vec_env import SB3VecEnv
 
     venv = SB3VecEnv(SyncVectorEnv([_DictEnv, _DictEnv], autoreset_mode=AutoresetMode.NEXT_STEP))
     obs = venv.reset()
@@ -204,7 +204,7 @@ def test_dict_observations_pass_through() -> None:
 
 @needs_sb3
 def test_policy_follows_the_observation_space() -> None:
-    from agents.recurrent_ppo import choose_policy
+    from peers.sb3_policy import choose_policy
 
     assert choose_policy(spaces.Box(0, 1, (6,), np.float32)) == "MlpLstmPolicy"
     assert choose_policy(spaces.Box(0, 255, (4, 84, 84), np.uint8)) == "CnnLstmPolicy"
@@ -237,8 +237,8 @@ def test_small_images_reach_sb3_as_vectors() -> None:
     # size" on MiniGrid): such parts go in as float32, which SB3 flattens into its MLP.
     from sb3_contrib import RecurrentPPO
 
-    from agents.recurrent_ppo import small_images_as_vectors
-    from envs.sb3_vec_env import SB3VecEnv
+    from peers.sb3_policy import small_images_as_vectors
+    from peers.sb3_vec_env import SB3VecEnv
 
     env = small_images_as_vectors(SyncVectorEnv([_SmallImageEnv] * 2))
     assert env.single_observation_space["image"].dtype == np.float32
@@ -370,7 +370,7 @@ def test_same_seed_same_run_other_seed_not(tmp_path: Path) -> None:
 
 @needs_sb3
 def test_stop_signal_ends_the_run_cleanly_with_a_checkpoint(tmp_path: Path) -> None:
-    from agents.recurrent_ppo import train_recurrent_ppo
+    from peers.recurrent_ppo import train_recurrent_ppo
 
     class StopAfter:
         """signal turns SIGTERM after some reads (a read per env step, per callback)."""
@@ -409,6 +409,22 @@ def test_resume_continues_weights_optimizer_and_steps(tmp_path: Path) -> None:
 
 
 @needs_sb3
+def test_resume_past_the_budget_trains_nothing_and_says_so(tmp_path: Path, capsys) -> None:
+    first = train(rppo_cfg(total_steps=256), run_dir=tmp_path / "first")
+    capsys.readouterr()
+    checkpoint = Path(first["checkpoint"])
+    before = {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()}
+    for total, run_dir in ((256, tmp_path / "second"), (128, checkpoint.parent)):
+        summary = train(rppo_cfg(total_steps=total, resume=str(checkpoint)), run_dir=run_dir)
+        said = f"checkpoint at 256 steps >= total_steps {total}: nothing to train ({checkpoint})\n"
+        assert capsys.readouterr().out == said
+        assert summary["global_step"] == 256 and summary["updates"] == first["updates"] == 2
+        assert summary["checkpoint"] == str(checkpoint)
+    assert not (tmp_path / "second").exists()
+    assert {p.name: p.read_bytes() for p in checkpoint.parent.iterdir() if p.is_file()} == before
+
+
+@needs_sb3
 def test_bad_configs_name_the_fix() -> None:
     with pytest.raises(ValueError, match="core must be lstm"):
         train(rppo_cfg("core=gru"))
@@ -427,9 +443,9 @@ def test_missing_sb3_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) 
     for name in ["sb3_contrib", "stable_baselines3", *sys.modules]:
         if name.split(".")[0] in ("sb3_contrib", "stable_baselines3"):
             monkeypatch.setitem(sys.modules, name, None)  # importing it raises ImportError
-    for name in ("agents.recurrent_ppo", "envs.sb3_vec_env"):
+    for name in ("peers.recurrent_ppo", "peers.sb3_policy", "peers.sb3_vec_env"):
         monkeypatch.delitem(sys.modules, name, raising=False)
     with pytest.raises(ImportError, match=r'pip install -e "\.\[sb3\]"'):
         train(rppo_cfg())
     with pytest.raises(ImportError, match="algo=rppo needs"):
-        importlib.import_module("envs.sb3_vec_env")
+        importlib.import_module("peers.sb3_vec_env")

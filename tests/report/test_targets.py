@@ -1,4 +1,4 @@
-"""Targets (agents/targets.py): each check met and not met on hand-made curves, pending, bad YAML."""
+"""Targets (report/targets.py): each check met and not met on hand-made curves, pending, bad YAML."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents import compare
-from agents.targets import evaluate, last_quarter, load_targets, parse_targets, targets_markdown
+from report.records import Run
+from report.stats import summarize
+from report.targets import evaluate, last_quarter, load_targets, parse_targets, targets_markdown
 
 ENV = "recall:delay16-cues4"
 POINTS = 40  # logged points per run, one every 1000 env steps and every 2 seconds
@@ -19,9 +20,9 @@ def need_rliable() -> None:
     pytest.importorskip("rliable", reason='needs the compare extra: pip install -e ".[compare]"')
 
 
-def run(agent: str, seed: int, values: list[float] | np.ndarray, env: str = ENV) -> compare.Run:
+def run(agent: str, seed: int, values: list[float] | np.ndarray, env: str = ENV) -> Run:
     steps = 1000 * np.arange(1, len(values) + 1)
-    return compare.Run(
+    return Run(
         path=Path(f"/runs/{env}/{agent}/seed{seed}"),
         env=env,
         agent=agent,
@@ -42,17 +43,17 @@ def ramp(reach_at: int | None, top: float = 1.0, low: float = 0.0) -> np.ndarray
     return values
 
 
-def check(runs: list[compare.Run], target: dict, threshold: float | None = 0.9) -> list:
-    summary = compare.summarize(runs, threshold, reps=200)
+def check(runs: list[Run], target: dict, threshold: float | None = 0.9) -> list:
+    summary = summarize(runs, threshold, reps=200)
     return evaluate(parse_targets([{"name": "t", "envs": [ENV], **target}]), summary, runs)
 
 
-def status(runs: list[compare.Run], target: dict, threshold: float | None = 0.9) -> str:
+def status(runs: list[Run], target: dict, threshold: float | None = 0.9) -> str:
     (result,) = check(runs, target, threshold)
     return result.status
 
 
-def flat(agent: str, levels: tuple[float, ...]) -> list[compare.Run]:
+def flat(agent: str, levels: tuple[float, ...]) -> list[Run]:
     return [run(agent, seed, np.full(POINTS, level)) for seed, level in enumerate(levels)]
 
 
@@ -166,7 +167,7 @@ def test_pending_when_the_runs_are_not_there_yet() -> None:
     target = {"agents": ["rtrl-elstm"], "check": "final_above", "versus": "tbptt-elstm"}
     (result,) = check(runs, target)
     assert result.status == "pending" and "tbptt-elstm" in result.detail
-    summary = compare.summarize(runs, 0.9, reps=200)
+    summary = summarize(runs, 0.9, reps=200)
     (result,) = evaluate(parse_targets([{"name": "t", "envs": ["popgym:*"], **target}]), summary, runs)
     assert result.status == "pending" and result.env == "popgym:*"
     # An agent still to run may meet it: pending, with the closest agent's numbers so far.
@@ -184,7 +185,7 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
     runs = flat("rtrl-elstm", (0.9,) * 3) + [
         run("rtrl-elstm", s, np.full(POINTS, 0.2), env=f"{ENV} (no prev action)") for s in range(3)
     ]
-    summary = compare.summarize(runs, 0.9, reps=200)
+    summary = summarize(runs, 0.9, reps=200)
     targets = parse_targets([{"name": "d16", "envs": ["recall:delay16-*"], "agents": ["rtrl-elstm"],
                               "check": "final_at_least", "value": 0.5}])  # fmt: skip
     results = evaluate(targets, summary, runs)

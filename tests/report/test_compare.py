@@ -1,4 +1,4 @@
-"""agents.compare on synthetic runs with known curves: the table's numbers, the PNGs, the errors."""
+"""report.compare on synthetic runs with known curves: the table's numbers, the PNGs, the errors."""
 
 from __future__ import annotations
 
@@ -12,7 +12,11 @@ import pytest
 import yaml
 from torch.utils.tensorboard import SummaryWriter
 
-from agents import compare
+from report.compare import main
+from report.runs import agent_label, env_label, load_run, load_runs
+from report.stats import mean_curve, summarize
+from report.thresholds import load_bounds, parse_threshold_args
+from report.write import _markdown, machine_info
 
 START = 1_000_000.0  # wall time of each run's first event
 POINTS = 20  # logged points per run; the final return is the mean of the last 2
@@ -89,14 +93,12 @@ def runs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def report(runs_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     need_rliable()
     out = tmp_path_factory.mktemp("report")
-    assert (
-        compare.main([str(runs_root), "--out", str(out), "--threshold", str(THRESHOLD), "--reps", "300"]) == 0
-    )
+    assert main([str(runs_root), "--out", str(out), "--threshold", str(THRESHOLD), "--reps", "300"]) == 0
     return out
 
 
 def test_load_runs_labels_seeds_and_points(runs_root: Path) -> None:
-    runs = compare.load_runs([runs_root])
+    runs = load_runs([runs_root])
     assert len(runs) == 12
     assert {(r.env, r.agent) for r in runs} == set(LEVELS)
     run = next(r for r in runs if r.agent == "tbptt-lstm" and r.env.startswith("recall") and r.seed == 2)
@@ -139,7 +141,7 @@ def test_summary_table_numbers(report: Path) -> None:
 @pytest.mark.compare
 def test_summary_markdown_and_csv(report: Path) -> None:
     md = (report / "summary.md").read_text()
-    assert "commit `" in md and "CPUs" in md and "python -m agents.compare" in md
+    assert "commit `" in md and "CPUs" in md and "python -m report.compare" in md
     assert "| rtrl-elstm | 3 | 0.875 [" in md
     assert "| tbptt-lstm | 3 | 0.292 [" in md and "| 1/3 | 20000 | 80.0 | 250 |" in md
     assert "| popgym:RepeatPreviousEasy | 0.875 (0.625) | 0.542 (0.375) |" in md
@@ -157,7 +159,7 @@ def test_targets_are_checked_into_the_report(runs_root: Path, tmp_path: Path) ->
     )
     out = tmp_path / "out"
     argv = [str(runs_root), "--out", str(out), "--reps", "100", "--targets", str(tmp_path / "targets.yaml")]
-    assert compare.main(argv) == 0
+    assert main(argv) == 0
     md = (out / "summary.md").read_text()
     assert "## Targets" in md and "1 met, 1 not met, 1 pending" in md
     assert "| beats | popgym:RepeatPreviousEasy | **met** | rtrl-elstm | rtrl-elstm 0.875" in md
@@ -197,8 +199,8 @@ def test_mean_curve_interpolates_onto_a_common_grid(tmp_path: Path) -> None:
     runs = []
     for i, level in enumerate((0.25, 0.75)):
         write_run(tmp_path / f"r{i}", curve(level), 1.0, config=None)
-        runs.append(compare.load_run(tmp_path / f"r{i}"))
-    c = compare.mean_curve(runs, num_points=39, reps=100)  # grid every 500 steps
+        runs.append(load_run(tmp_path / f"r{i}"))
+    c = mean_curve(runs, num_points=39, reps=100)  # grid every 500 steps
     assert c.steps[0] == 1000 and c.steps[-1] == 20000
     np.testing.assert_allclose(c.mean[:3], [0.0, 0.0625, 0.125])  # interpolated halfway at 1500
     assert np.all(c.low <= c.mean + 1e-12) and np.all(c.mean <= c.high + 1e-12)
@@ -216,7 +218,7 @@ def test_directory_name_fallback_and_written_labels(tmp_path: Path) -> None:
         "policy": {"prev_action": False},
     }
     write_run(tmp_path / "c" / "run", curve(0.5), 1.0, config=config, hparams={"env": "recall:delay16-cues4"})
-    runs = {r.path.parent.name: r for r in compare.load_runs([tmp_path])}
+    runs = {r.path.parent.name: r for r in load_runs([tmp_path])}
     fallback = runs["myalgo-mycore"]
     assert (fallback.env, fallback.agent, fallback.seed, fallback.source) == (
         "myenv",
@@ -243,44 +245,44 @@ def test_env_labels_match_the_adapters_names(env: dict) -> None:
 
     made = ENV_MAKERS[env["name"]](env, 1)
     made.env.close()
-    assert compare.env_label(env) == made.name
+    assert env_label(env) == made.name
 
 
 def test_labels() -> None:
-    assert compare.env_label({"name": "procgen", "game": "maze", "distribution_mode": "memory"}) == (
+    assert env_label({"name": "procgen", "game": "maze", "distribution_mode": "memory"}) == (
         "procgen:maze-memory"
     )
-    assert compare.env_label({"name": "atari", "game": "pong"}) == "atari:pong"
-    assert compare.env_label({"name": "gym", "id": "CartPole-v1"}) == "gym:CartPole-v1"
-    assert compare.env_label({"name": "unknown"}) is None
+    assert env_label({"name": "atari", "game": "pong"}) == "atari:pong"
+    assert env_label({"name": "gym", "id": "CartPole-v1"}) == "gym:CartPole-v1"
+    assert env_label({"name": "unknown"}) is None
     cfg = {"algo": {"name": "tbptt", "rollout_len": 32}, "core": {"name": "lstm"}}
-    assert compare.agent_label(cfg, ["algo.rollout_len"]) == "tbptt-lstm[rollout_len=32]"
+    assert agent_label(cfg, ["algo.rollout_len"]) == "tbptt-lstm[rollout_len=32]"
 
 
 @pytest.mark.compare
 def test_thresholds_per_env(runs_root: Path) -> None:
     need_rliable()
-    runs = compare.load_runs([runs_root])
+    runs = load_runs([runs_root])
     # recall's threshold 0.7 (by its glob), popgym's the bare 0.5 that covers the rest
-    summary = compare.summarize(runs, compare.parse_threshold_args(["0.5", "recall:*=0.7"]), reps=100)
+    summary = summarize(runs, parse_threshold_args(["0.5", "recall:*=0.7"]), reps=100)
     rows = {(r.env, r.agent): r for r in summary.rows}
     assert rows[("popgym:RepeatPreviousEasy", "rtrl-elstm")].threshold == 0.5
     # plateaus 0.75, 0.75, 0.5: 0.7 first at step 7000 (0.75), 7000, and 20000 (the last, 0.75)
     elstm = rows[("recall:delay12-cues4", "rtrl-elstm")]
     assert (elstm.threshold, elstm.reached, elstm.steps_to_threshold) == (0.7, 3, pytest.approx(34000 / 3))
     # An env no glob covers gets no threshold columns.
-    summary = compare.summarize(runs, {"recall:*": 0.7}, reps=100)
+    summary = summarize(runs, {"recall:*": 0.7}, reps=100)
     popgym = next(r for r in summary.rows if r.env.startswith("popgym"))
     assert (popgym.threshold, popgym.reached, popgym.steps_to_threshold) == (None, 0, None)
-    md = compare._markdown(summary, compare.machine_info(), None)
+    md = _markdown(summary, machine_info(), None)
     popgym_section = md.split("## popgym:RepeatPreviousEasy")[1].split("## ")[0]
     recall_section = md.split("## recall:delay12-cues4")[1].split("## ")[0]
     assert "reached ≥" not in popgym_section and "| reached ≥ 0.7 |" in recall_section
     assert "Thresholds per env (`recall:*`: 0.7; none for the others)" in md
     with pytest.raises(ValueError, match="two bare numbers"):
-        compare.parse_threshold_args(["0.5", "0.6"])
+        parse_threshold_args(["0.5", "0.6"])
     with pytest.raises(ValueError, match="expected a number or GLOB=number"):
-        compare.parse_threshold_args(["recall:*=high"])
+        parse_threshold_args(["recall:*=high"])
 
 
 @pytest.mark.compare
@@ -288,35 +290,35 @@ def test_given_bounds(runs_root: Path, tmp_path: Path) -> None:
     need_rliable()
     bounds_file = tmp_path / "bounds.yaml"
     bounds_file.write_text("popgym:RepeatPreviousEasy: [-0.5, 1.0]\n")
-    runs = compare.load_runs([runs_root])
-    summary = compare.summarize(runs, bounds=compare.load_bounds(bounds_file), reps=50)
+    runs = load_runs([runs_root])
+    summary = summarize(runs, bounds=load_bounds(bounds_file), reps=50)
     assert summary.bounds["popgym:RepeatPreviousEasy"] == (-0.5, 1.0)
     assert summary.bounds_source == {"popgym:RepeatPreviousEasy": "given", "recall:delay12-cues4": "observed"}
     bounds_file.write_text("popgym:RepeatPreviousEasy: [1.0]\n")
     with pytest.raises(ValueError, match=r"\[low, high\]"):
-        compare.load_bounds(bounds_file)
+        load_bounds(bounds_file)
     # A suite config holds them under `bounds` (the suite passes its own file).
     bounds_file.write_text("tasks: {}\nbounds: {'popgym:RepeatPreviousEasy': [-0.5, 1.0]}\n")
-    assert compare.load_bounds(bounds_file) == {"popgym:RepeatPreviousEasy": (-0.5, 1.0)}
+    assert load_bounds(bounds_file) == {"popgym:RepeatPreviousEasy": (-0.5, 1.0)}
     bounds_file.write_text("tasks: {}\n")
     with pytest.raises(ValueError, match="no 'bounds' key"):
-        compare.load_bounds(bounds_file)
+        load_bounds(bounds_file)
 
 
 def test_no_runs_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no runs found under"):
-        compare.load_runs([tmp_path / "empty"])
+        load_runs([tmp_path / "empty"])
     with pytest.raises(FileNotFoundError, match="no such directory"):
-        compare.load_runs([tmp_path / "missing"])
-    assert compare.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+        load_runs([tmp_path / "missing"])
+    assert main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
     assert "no runs found" in capsys.readouterr().err
     write_run(tmp_path / "other_tag", [1.0], 1.0)
     with pytest.raises(ValueError, match="logged 'train/x'"):
-        compare.load_runs([tmp_path / "other_tag"], tag="train/x")
+        load_runs([tmp_path / "other_tag"], tag="train/x")
 
 
 def test_missing_extra_says_how_to_install(runs_root: Path) -> None:
-    runs = compare.load_runs([runs_root])
+    runs = load_runs([runs_root])
     with mock.patch.dict(sys.modules, {"rliable": None}), pytest.raises(ImportError, match=r"\[compare\]"):
-        compare.summarize(runs)
+        summarize(runs)

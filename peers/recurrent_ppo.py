@@ -1,11 +1,12 @@
 """The peer: sb3-contrib's RecurrentPPO behind ``python train.py algo=rppo``, so its curves overlay ours.
 
-Same env factory (through :class:`envs.sb3_vec_env.SB3VecEnv`), same run-dir layout
+Same env factory (through :class:`peers.sb3_vec_env.SB3VecEnv`), same run-dir layout
 (``<log_dir>/<env>/rppo-lstm/seed<seed>-<time>/`` with ``config.yaml``), same TensorBoard tags as
-train.py's learner, the same progress bar, seeding and clean stop on SIGINT/SIGTERM. The training
-itself is sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
+our learner (agents/training.py), and the same progress bar, seeding, clean stop on SIGINT/SIGTERM
+and summary, from the scaffolding both share (agents/runs.py). The training itself is
+sb3-contrib's ``RecurrentPPO.learn``, untouched; a callback logs and checkpoints.
 
-Tags (logged after every update, at the env step count after it, as train.py does):
+Tags (logged after every update, at the env step count after it, as our learner does):
 
 * ``rollout/ep_rew_mean``, ``rollout/ep_len_mean``: mean raw return and length of the last 100
   episodes, as the factory's ``RecordEpisodeStatistics`` reports them (before reward clipping).
@@ -29,48 +30,49 @@ reward as inputs, encoders) belong to our agents and do not apply.
 
 from __future__ import annotations
 
-import math
-import signal
 import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-from gymnasium import spaces
-from gymnasium.vector import VectorEnv
-from gymnasium.wrappers.vector import TransformObservation
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.checkpoint import checkpoint_name, write_atomically
 from agents.learner import LearnerConfig
+from agents.runs import (
+    StopSignal,
+    default_run_dir,
+    nothing_to_train,
+    open_writer,
+    progress_bar,
+    resolve_device,
+    run_summary,
+    seed_and_threads,
+    write_config,
+    write_hparams,
+)
 from envs import make_vector_env
-from envs.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
+from peers.sb3_policy import EXTRACTORS, POLICIES, choose_policy, small_images_as_vectors
+from peers.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
 
 try:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
-    from stable_baselines3.common.torch_layers import CombinedExtractor, FlattenExtractor
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
-from agents.runs import default_run_dir, resolve_device
-
 __all__ = [
     "CHECKPOINT_NAME",
-    "POLICIES",
-    "IntCombinedExtractor",
-    "IntFlattenExtractor",
     "RecurrentPPOConfig",
-    "StopSignal",
     "check_core",
-    "choose_policy",
+    "checkpoint_steps",
     "episode_mean",
     "make_model",
     "resume",
@@ -78,7 +80,6 @@ __all__ = [
     "train_recurrent_ppo",
 ]
 
-POLICIES = ("auto", "MlpLstmPolicy", "CnnLstmPolicy", "MultiInputLstmPolicy")
 CHECKPOINT_NAME = checkpoint_name("rppo")
 # SB3's train/* names that differ from our learner's, and the factor that makes them the same number.
 _RENAMED: dict[str, tuple[str, float]] = {
@@ -165,46 +166,6 @@ class RecurrentPPOConfig:
         }
 
 
-class _IntWidth:
-    """An SB3 features extractor with a Python int width: for a MultiDiscrete observation SB3 sums
-    numpy integers, and torch's LSTM refuses an ``np.int64`` input size (POPGym CountRecall, and
-    MiniGrid's grid inside a Dict)."""
-
-    def __init__(self, observation_space: spaces.Space, **kwargs: Any) -> None:
-        super().__init__(observation_space, **kwargs)
-        self._features_dim = int(self._features_dim)
-
-
-class IntFlattenExtractor(_IntWidth, FlattenExtractor):
-    """SB3's FlattenExtractor (MlpLstmPolicy), its width a Python int."""
-
-
-class IntCombinedExtractor(_IntWidth, CombinedExtractor):
-    """SB3's CombinedExtractor (MultiInputLstmPolicy), its width a Python int."""
-
-
-#: the extractor that SB3 would use for a policy, with a Python int width
-_EXTRACTORS = {"MlpLstmPolicy": IntFlattenExtractor, "MultiInputLstmPolicy": IntCombinedExtractor}
-
-
-def choose_policy(observation_space: spaces.Space, name: str = "auto") -> str:
-    """SB3's policy for a (single-env) observation space: MultiInputLstmPolicy for ``Dict``,
-    CnnLstmPolicy for uint8 images (C, H, W), else MlpLstmPolicy; ``name`` other than auto wins."""
-    if name != "auto":
-        if name not in POLICIES:
-            raise ValueError(f"algo.policy must be one of {', '.join(POLICIES)}, got {name!r}")
-        return name
-    if isinstance(observation_space, spaces.Dict):
-        return "MultiInputLstmPolicy"
-    if (
-        isinstance(observation_space, spaces.Box)
-        and observation_space.dtype == np.uint8
-        and len(observation_space.shape) == 3
-    ):
-        return "CnnLstmPolicy"
-    return "MlpLstmPolicy"
-
-
 def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig | None = None) -> RecurrentPPO:
     """RecurrentPPO on the config's envs (``cfg.env``, ``num_envs``, ``seed``), seeded with
     ``cfg.seed``; ``rcfg`` defaults to ``RecurrentPPOConfig.from_config(cfg.algo)``."""
@@ -213,8 +174,8 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
     venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)))
     policy = choose_policy(venv.observation_space, rcfg.policy)
     kwargs = rcfg.model_kwargs()
-    if policy in _EXTRACTORS:
-        kwargs["policy_kwargs"]["features_extractor_class"] = _EXTRACTORS[policy]
+    if policy in EXTRACTORS:
+        kwargs["policy_kwargs"]["features_extractor_class"] = EXTRACTORS[policy]
     try:
         model = RecurrentPPO(policy, venv, seed=cfg.seed, device=device, verbose=0, **kwargs)
     except BaseException:
@@ -222,42 +183,6 @@ def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig |
         raise
     model.set_logger(Logger(folder=None, output_formats=[]))  # values only; the callback writes them
     return model
-
-
-#: SB3's image torso (NatureCNN) needs images at least this many pixels high and wide.
-NATURE_CNN_MIN_SIDE = 36
-
-
-def small_images_as_vectors(env: VectorEnv) -> VectorEnv:
-    """Give SB3 uint8 images smaller than NatureCNN takes (MiniGrid's 7×7 view) as float vectors.
-
-    SB3 puts a NatureCNN on every uint8 image, and its 8×8 stride-4 kernel cannot read a 7×7
-    one; cast to float32, SB3 flattens it into its MLP instead. Other observations pass as they are.
-    """
-    space = env.single_observation_space
-    parts = dict(space.spaces) if isinstance(space, spaces.Dict) else {None: space}
-    small = [k for k, s in parts.items() if _is_small_image(s)]
-    if not small:
-        return env
-    for key in small:
-        parts[key] = spaces.Box(0.0, 255.0, parts[key].shape, np.float32)
-
-    def cast(obs: Any) -> Any:
-        if small == [None]:
-            return obs.astype(np.float32)
-        return {k: v.astype(np.float32) if k in small else v for k, v in obs.items()}
-
-    single = parts[None] if None in parts else spaces.Dict(parts)
-    return TransformObservation(env, cast, single_observation_space=single)
-
-
-def _is_small_image(space: spaces.Space) -> bool:
-    return (
-        isinstance(space, spaces.Box)
-        and space.dtype == np.uint8
-        and len(space.shape) == 3
-        and min(space.shape[1:]) < NATURE_CNN_MIN_SIDE
-    )
 
 
 def check_core(cfg: DictConfig) -> None:
@@ -271,12 +196,6 @@ def check_core(cfg: DictConfig) -> None:
             f"algo.lstm_hidden_size ({cfg.algo.lstm_hidden_size}) differs from core.hidden_size "
             f"({cfg.core.hidden_size}); set core.hidden_size, algo.lstm_hidden_size follows it"
         )
-
-
-class StopSignal(Protocol):
-    """train.py's stop flag: ``signal`` is None until SIGINT/SIGTERM arrives."""
-
-    signal: int | None
 
 
 class _LogAndCheckpoint(BaseCallback):
@@ -365,10 +284,21 @@ def save_model(model: RecurrentPPO, path: Path) -> Path:
     return write_atomically(path, model.save)
 
 
+def checkpoint_steps(path: str | Path) -> int:
+    """The env steps a ``checkpoint.zip`` was trained for (read without building a model)."""
+    from stable_baselines3.common.save_util import load_from_zip_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    data, _, _ = load_from_zip_file(path, device="cpu", load_data=True)
+    return int(data["num_timesteps"])
+
+
 def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: int) -> None:
     """Continue ``model`` (built from this run's config) from a ``checkpoint.zip``: its weights,
     optimizer state and env step count; fresh episodes, reseeded with ``seed`` + updates as
-    train.py's learner does (the LSTM states start from zero, as on any episode start)."""
+    our learner does (the LSTM states start from zero, as on any episode start)."""
     from stable_baselines3.common.save_util import load_from_zip_file
 
     path = Path(path)
@@ -382,16 +312,17 @@ def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: in
 
 
 def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
-    """train.py's job for ``algo=rppo``; returns the same summary as ``train.train``."""
+    """The job for ``algo=rppo`` (``jobs.train`` calls it); returns the same summary as our learner's."""
     OmegaConf.resolve(cfg)
-    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    if cfg.torch_threads > 0:
-        torch.set_num_threads(cfg.torch_threads)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo)
+    if cfg.resume:
+        steps = checkpoint_steps(cfg.resume)
+        spent = nothing_to_train(cfg, steps, steps // (rcfg.n_steps * cfg.num_envs), run_dir=run_dir)
+        if spent is not None:
+            return spent
+    run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
+    write_config(run_dir, cfg)
+    seed_and_threads(cfg)
     device = resolve_device(cfg.device)
     model = make_model(cfg, device, rcfg)
     venv = model.get_env()
@@ -400,15 +331,12 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     env_name = getattr(venv.env, "env_name", cfg.env.name)
     ckpt_path = run_dir / CHECKPOINT_NAME
 
-    writer = SummaryWriter(str(run_dir))
-    writer.add_text("config", "```\n" + OmegaConf.to_yaml(cfg) + "\n```")
+    writer = open_writer(run_dir, cfg)
     writer.add_text(
         "policy", f"sb3-contrib RecurrentPPO, {type(model.policy).__name__}:\n```\n{model.policy}\n```"
     )
     start = model.num_timesteps
-    bar = tqdm(
-        total=cfg.total_steps, initial=start, disable=not cfg.progress, unit="step", dynamic_ncols=True
-    )
+    bar = progress_bar(cfg, initial=start)
     callback = _LogAndCheckpoint(writer, bar, stop, ckpt_path, cfg.checkpoint_every)
     callback.updates = start // (rcfg.n_steps * cfg.num_envs)  # one update per rollout
     try:
@@ -422,35 +350,18 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
         bar.close()
         save_model(model, ckpt_path)
         final = episode_mean(model, "r")
-        writer.add_hparams(
-            {
-                "env": env_name,
-                "algo": cfg.algo.name,
-                "core": cfg.core.name,
-                "seed": cfg.seed,
-                "rollout_len": rcfg.n_steps,
-                "update": "ppo",
-                "lr": rcfg.lr,
-                "hidden_size": cfg.core.hidden_size,
-                "num_envs": cfg.num_envs,
-            },
-            {"hparam/ep_rew_mean": final if math.isfinite(final) else 0.0},
-            run_name=".",
-        )
+        write_hparams(writer, cfg, env_name, rcfg.n_steps, "ppo", rcfg.lr, final)
         writer.close()
         venv.close()
-    interrupted = "" if stop.signal is None else f" (stopped by {signal.Signals(stop.signal).name})"
-    print(
-        f"{env_name} {cfg.algo.name}-{cfg.core.name} seed {cfg.seed}: {model.num_timesteps} steps, "
-        f"ep_rew_mean {final:.3f}, {callback.fps:.0f} steps/s{interrupted}; run in {run_dir}"
+    return run_summary(
+        cfg,
+        env_name,
+        final=final,
+        step=model.num_timesteps,
+        fps=callback.fps,
+        updates=callback.updates,
+        skipped_updates=0,  # SB3 applies every step (it does not skip non-finite gradients)
+        run_dir=run_dir,
+        checkpoint=ckpt_path,
+        stop_signal=stop.signal,
     )
-    return {  # the keys of train.train's summary
-        "ep_rew_mean": final,
-        "global_step": model.num_timesteps,
-        "fps": callback.fps,
-        "updates": callback.updates,
-        "skipped_updates": 0,  # SB3 applies every step (it does not skip non-finite gradients)
-        "processes": 1,
-        "run_dir": str(run_dir),
-        "checkpoint": str(ckpt_path),
-    }

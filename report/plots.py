@@ -1,4 +1,4 @@
-"""The PNGs of :mod:`agents.compare`: learning curves per env, and the aggregate across envs."""
+"""The PNGs of the report: learning curves per env, and the aggregate across envs."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # files only; no display on servers and CI
 import matplotlib.pyplot as plt
 
 if TYPE_CHECKING:
-    from agents.compare import AggregateStats, Curve
+    from report.records import AggregateStats, Curve
 
 __all__ = ["agent_colors", "plot_aggregate", "plot_curves"]
 

@@ -1,0 +1,152 @@
+"""The report's record types: a run's curve, the statistics of an agent on an env and across envs,
+and the summary that holds them. A leaf: it imports nothing of the report's, so that every other
+part can import it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_TAG",
+    "FINAL_FRACTION",
+    "AgentStats",
+    "AggregateStats",
+    "Curve",
+    "Run",
+    "Summary",
+    "group_runs",
+    "threshold_for",
+]
+
+DEFAULT_TAG = "rollout/ep_rew_mean"
+FINAL_FRACTION = 0.1  # the last 10% of a run's logged points make its final return
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run's curve of the compared tag, with its labels.
+
+    Attributes:
+        path: the run directory.
+        env: env label, e.g. ``"popgym:RepeatPreviousEasy"``.
+        agent: agent label, ``"<algo>-<core>"``.
+        seed: the run's seed (None when unknown).
+        steps: (T,) env steps of the logged points, ascending.
+        values: (T,) the tag's values.
+        seconds: (T,) wall-clock seconds of each point since the run's first event.
+        fps: the last ``time/fps`` value, None when not logged.
+        source: where the labels came from: ``"config"`` or ``"dirs"``.
+        tag: the scalar tag read into ``values``.
+    """
+
+    path: Path
+    env: str
+    agent: str
+    seed: int | None
+    steps: np.ndarray
+    values: np.ndarray
+    seconds: np.ndarray
+    fps: float | None
+    source: str
+    tag: str = DEFAULT_TAG
+
+    @property
+    def final(self) -> float:
+        """Mean of the last ``FINAL_FRACTION`` of the logged points (at least one)."""
+        count = max(1, math.ceil(FINAL_FRACTION * len(self.values)))
+        return float(np.mean(self.values[-count:]))
+
+    def first_reach(self, threshold: float) -> tuple[int, float] | None:
+        """(steps, seconds) at the first point with value ≥ threshold, None if never."""
+        hits = np.flatnonzero(self.values >= threshold)
+        if len(hits) == 0:
+            return None
+        return int(self.steps[hits[0]]), float(self.seconds[hits[0]])
+
+    @property
+    def steps_per_second(self) -> float | None:
+        """The last logged ``time/fps``, else the last step over the wall-clock time."""
+        if self.fps is not None:
+            return self.fps
+        return float(self.steps[-1] / self.seconds[-1]) if self.seconds[-1] > 0 else None
+
+
+@dataclass(frozen=True)
+class AgentStats:
+    """One agent on one env, over its seeds (CIs: 95% stratified bootstrap over seeds)."""
+
+    env: str
+    agent: str
+    num_seeds: int
+    seeds: list[int | None]
+    finals: list[float]
+    final_mean: float
+    final_ci: tuple[float, float]
+    worst: float
+    last_step: float  # mean over seeds of the last logged step
+    threshold: float | None
+    reached: int  # seeds that reached the threshold
+    steps_to_threshold: float | None  # mean over the seeds that reached it
+    seconds_to_threshold: float | None
+    steps_per_second: float | None  # mean over seeds
+
+
+@dataclass(frozen=True)
+class AggregateStats:
+    """One agent across envs: IQM and mean of min-max normalised final returns, with CIs."""
+
+    agent: str
+    iqm: float
+    iqm_ci: tuple[float, float]
+    mean: float
+    mean_ci: tuple[float, float]
+    num_envs: int
+    seeds_per_env: int
+
+
+@dataclass
+class Summary:
+    """What :func:`summarize` finds; :func:`write_report` turns it into files."""
+
+    tag: str
+    thresholds: dict[str, float]  # env label glob -> threshold, first match wins
+    rows: list[AgentStats]
+    aggregate: list[AggregateStats]
+    aggregate_envs: list[str]
+    bounds: dict[str, tuple[float, float]]
+    bounds_source: dict[str, str]  # env -> "given" | "observed"
+    reps: int
+    notes: list[str] = field(default_factory=list)
+
+    def threshold_for(self, env: str) -> float | None:
+        """The threshold of an env label: the first glob of ``thresholds`` that matches it."""
+        return threshold_for(self.thresholds, env)
+
+
+def threshold_for(thresholds: Mapping[str, float], env: str) -> float | None:
+    """The value of the first glob in ``thresholds`` that matches ``env``, else None."""
+    return next((value for glob, value in thresholds.items() if fnmatchcase(env, glob)), None)
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Mean learning curve of one agent on a common step grid, with a pointwise 95% CI band."""
+
+    steps: np.ndarray  # (P,)
+    mean: np.ndarray  # (P,)
+    low: np.ndarray  # (P,)
+    high: np.ndarray  # (P,)
+
+
+def group_runs(runs: Sequence[Run]) -> dict[tuple[str, str], list[Run]]:
+    """(env, agent) -> its runs, both sorted (runs by seed, then path)."""
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in sorted(runs, key=lambda r: (r.env, r.agent, r.seed is None, r.seed or 0, str(r.path))):
+        groups.setdefault((run.env, run.agent), []).append(run)
+    return groups

@@ -1,0 +1,145 @@
+"""Loading runs: the run directories under some folders, each one's curve of a tag from its
+TensorBoard events, and its env and agent labels from its ``config.yaml`` (or its directory names)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from report.records import DEFAULT_TAG, Run
+
+__all__ = ["agent_label", "env_label", "find_run_dirs", "load_run", "load_runs"]
+
+EVENTS_GLOB = "events.out.tfevents.*"
+
+
+def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -> str | None:
+    """Readable env label from a run's ``env`` (and ``policy``) config; None for unknown families.
+
+    Known families follow their adapters' names (envs/*.py), so a label made here matches the
+    ``env`` hparam a finished run writes.
+    """
+    name = env.get("name")
+    if name == "popgym":
+        label = f"popgym:{env.get('id')}{env.get('difficulty', '')}"
+    elif name == "recall":
+        label = f"recall:delay{env.get('delay')}-cues{env.get('num_cues')}"
+        if env.get("distractors"):
+            label += "-distractors"
+    elif name in ("atari", "procgen"):
+        label = f"{name}:{env.get('game')}"
+        if name == "procgen":
+            label += f"-{env.get('distribution_mode')}"
+    elif name == "gym":
+        label = f"gym:{env.get('id')}"
+    else:
+        return None
+    if policy is not None and policy.get("prev_action") is False:
+        label += " (no prev action)"
+    return label
+
+
+def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> str:
+    """``<algo>-<core>`` (just ``<algo>`` without a core), then ``[key=value,...]`` for agent_keys.
+
+    ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further.
+    """
+    algo = _get(config, "algo.name")
+    core = _get(config, "core.name")
+    label = f"{algo}-{core}" if core is not None else str(algo)
+    extras = [f"{key.rsplit('.', 1)[-1]}={_get(config, key)}" for key in agent_keys]
+    return label + (f"[{','.join(extras)}]" if extras else "")
+
+
+def _get(config: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def find_run_dirs(dirs: Sequence[str | Path]) -> list[Path]:
+    """Every directory under ``dirs`` (themselves included) that holds TensorBoard event files."""
+    found: set[Path] = set()
+    for root in map(Path, dirs):
+        if not root.exists():
+            raise FileNotFoundError(f"no such directory: {root}")
+        found.update(p.parent for p in root.rglob(EVENTS_GLOB) if p.is_file())
+    return sorted(found)
+
+
+def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str] = ()) -> Run | None:
+    """Read one run directory; None when it never logged ``tag``."""
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    path = Path(path)
+    acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0})  # 0: keep every point
+    acc.Reload()
+    if tag not in acc.Tags()["scalars"]:
+        return None
+    points = sorted(acc.Scalars(tag), key=lambda p: p.step)  # stable: file order within a step
+    fps = acc.Scalars("time/fps")[-1].value if "time/fps" in acc.Tags()["scalars"] else None
+    start = acc.FirstEventTimestamp()
+    config_file = path / "config.yaml"
+    config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    if isinstance(config, Mapping) and isinstance(config.get("env"), Mapping):
+        env = env_label(config["env"], config.get("policy")) or _written_env(acc)
+        agent, seed, source = agent_label(config, agent_keys), config.get("seed"), "config"
+        if env is None:
+            env = str(config["env"].get("name"))
+    else:  # <env>/<agent>/seed<N>-<time>: train.py's layout
+        env, agent, source = path.parent.parent.name, path.parent.name, "dirs"
+        match = re.match(r"seed(\d+)", path.name)
+        seed = int(match.group(1)) if match else None
+    return Run(
+        path=path,
+        env=env,
+        agent=agent,
+        seed=None if seed is None else int(seed),
+        steps=np.array([p.step for p in points], dtype=np.int64),
+        values=np.array([p.value for p in points], dtype=np.float64),
+        seconds=np.array([p.wall_time - start for p in points], dtype=np.float64),
+        fps=None if fps is None else float(fps),
+        source=source,
+        tag=tag,
+    )
+
+
+def _written_env(acc: Any) -> str | None:
+    """The ``env`` hparam a finished run wrote (train.py's add_hparams), if any."""
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    try:
+        content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
+    except KeyError:
+        return None
+    hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
+    return hparams["env"].string_value if "env" in hparams else None
+
+
+def load_runs(
+    dirs: Sequence[str | Path], tag: str = DEFAULT_TAG, agent_keys: Sequence[str] = ()
+) -> list[Run]:
+    """Every run under ``dirs`` that logged ``tag``.
+
+    Raises:
+        FileNotFoundError: a directory does not exist, or holds no run.
+        ValueError: runs exist, but none logged ``tag``.
+    """
+    paths = find_run_dirs(dirs)
+    if not paths:
+        raise FileNotFoundError(
+            f"no runs found under {', '.join(map(str, dirs))}: a run directory holds TensorBoard "
+            f"event files ({EVENTS_GLOB}), as train.py writes them under <log_dir>/<env>/<algo>-<core>/"
+        )
+    runs = [run for path in paths if (run := load_run(path, tag, agent_keys)) is not None]
+    if not runs:
+        raise ValueError(f"none of the {len(paths)} runs under {', '.join(map(str, dirs))} logged {tag!r}")
+    return runs

@@ -1,0 +1,242 @@
+"""Writing the report: summary.md, summary.json, summary.csv, one PNG of curves per env and the
+aggregate's PNG."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from report.plots import agent_colors, plot_aggregate, plot_curves
+from report.records import FINAL_FRACTION, AgentStats, Run, Summary, group_runs
+from report.stats import mean_curve
+from report.targets import Target, TargetResult, evaluate, targets_markdown
+
+__all__ = ["machine_info", "plot_name", "write_report"]
+
+
+def machine_info() -> dict[str, Any]:
+    """Where and when the report was made: UTC date, platform, CPU count, Python, git commit."""
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str | None:
+    """This checkout's commit, with ``+dirty`` when tracked files have uncommitted changes."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def plot_name(env: str) -> str:
+    """File name of an env's curves PNG."""
+    return "curves_" + (re.sub(r"[^A-Za-z0-9._-]+", "_", env).strip("_") or "env") + ".png"
+
+
+def write_report(
+    summary: Summary,
+    runs: Sequence[Run],
+    out: str | Path,
+    command: str | None = None,
+    num_points: int = 100,
+    seed: int = 0,
+    targets: Sequence[Target] = (),
+) -> list[Path]:
+    """Write summary.md, summary.json, summary.csv, one curves PNG per env and aggregate.png.
+
+    Returns the paths written. ``command`` (the command line that made the report) goes into
+    the markdown header; ``targets`` (report/targets.py) are checked into a "Targets" section.
+    """
+    checked = evaluate(targets, summary, runs)
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    meta = machine_info()
+    groups = group_runs(runs)
+    colors = agent_colors(agent for _, agent in groups)
+    written = []
+    for env in sorted({env for env, _ in groups}):
+        curves = {
+            agent: mean_curve(rs, num_points, summary.reps, seed)
+            for (e, agent), rs in groups.items()
+            if e == env
+        }
+        written.append(
+            plot_curves(curves, env, summary.tag, summary.threshold_for(env), out / plot_name(env), colors)
+        )
+    if summary.aggregate:
+        written.append(plot_aggregate(summary.aggregate, out / "aggregate.png", colors))
+    payload = {
+        "meta": meta,
+        "command": command,
+        "tag": summary.tag,
+        "final_fraction": FINAL_FRACTION,
+        "thresholds": summary.thresholds,
+        "reps": summary.reps,
+        "rows": [asdict(row) for row in summary.rows],
+        "aggregate": [asdict(agg) for agg in summary.aggregate],
+        "aggregate_envs": summary.aggregate_envs,
+        "bounds": {
+            env: {"low": low, "high": high, "source": summary.bounds_source[env]}
+            for env, (low, high) in summary.bounds.items()
+        },
+        "notes": summary.notes,
+        "targets": [asdict(result) for result in checked],
+        "runs": [
+            {"path": str(r.path), "env": r.env, "agent": r.agent, "seed": r.seed, "final": r.final,
+             "last_step": int(r.steps[-1]), "points": len(r.steps), "labels_from": r.source}
+            for rs in groups.values()
+            for r in rs
+        ],
+    }  # fmt: skip
+    (out / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        columns = [k for k in AgentStats.__dataclass_fields__ if k not in ("final_ci", "seeds", "finals")]
+        writer.writerow([*columns, "final_ci_low", "final_ci_high", "seeds", "finals"])
+        for row in summary.rows:
+            values = asdict(row)
+            writer.writerow(
+                [*(values[k] for k in columns), *row.final_ci, " ".join(map(str, row.seeds)),
+                 " ".join(f"{x:.6g}" for x in row.finals)]
+            )  # fmt: skip
+    (out / "summary.md").write_text(_markdown(summary, meta, command, checked))
+    return [out / "summary.md", out / "summary.json", out / "summary.csv", *written]
+
+
+def _num(x: float | None, digits: int = 3) -> str:
+    return "–" if x is None else f"{x:.{digits}f}"
+
+
+def _ci(mean: float, ci: tuple[float, float]) -> str:
+    return f"{mean:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _markdown(
+    summary: Summary, meta: Mapping[str, Any], command: str | None, checked: Sequence[TargetResult] = ()
+) -> str:
+    tag = summary.tag
+    if not summary.thresholds:
+        given = ""
+    elif list(summary.thresholds) == ["*"]:
+        given = f"Threshold {summary.thresholds['*']:g}"
+    else:
+        globs = ", ".join(f"`{glob}`: {value:g}" for glob, value in summary.thresholds.items())
+        rest = "" if "*" in summary.thresholds else "; none for the others"
+        given = f"Thresholds per env ({globs}{rest})"
+    lines = [
+        "# Run comparison",
+        "",
+        f"Made {meta['date']} on {meta['platform']} ({meta['cpus']} CPUs, Python {meta['python']}), "
+        f"commit `{meta['commit'] or 'unknown'}`." + (f" Command: `{command}`" if command else ""),
+        "",
+        f"Final return: the mean of `{tag}` over the last {FINAL_FRACTION:.0%} of a run's logged points; "
+        f"per agent the mean over seeds with a 95% stratified bootstrap CI (rliable, {summary.reps} "
+        "reps), and the worst seed's final return."
+        + (
+            f" {given}: env steps and wall-clock seconds (since the run's first event) to the "
+            "first point ≥ the threshold, averaged over the seeds that reached it."
+            if given
+            else ""
+        )
+        + " Steps/s: the last `time/fps` of each run (else its steps over its wall-clock time), averaged "
+        "over seeds.",
+        "",
+    ]
+    envs = sorted({row.env for row in summary.rows})
+    agents = sorted({row.agent for row in summary.rows})
+    by_key = {(row.env, row.agent): row for row in summary.rows}
+    lines += targets_markdown(checked)
+    lines += ["## Overview: final return, mean over seeds (worst seed)", ""]
+    lines += ["| env | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
+    for env in envs:
+        cells = [
+            f"{r.final_mean:.3f} ({r.worst:.3f})" if (r := by_key.get((env, a))) else "–" for a in agents
+        ]
+        lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    for env in envs:
+        thr = summary.threshold_for(env)
+        head = "| agent | seeds | final return [95% CI] | worst seed | env steps |"
+        if thr is not None:
+            head += f" reached ≥ {thr:g} | steps to ≥ {thr:g} | seconds to ≥ {thr:g} |"
+        head += " steps/s |"
+        lines += [
+            "",
+            f"## {env}",
+            "",
+            f"![{env}]({plot_name(env)})",
+            "",
+            head,
+            "|---" * head.count(" |") + "|",
+        ]
+        for agent in agents:
+            if (row := by_key.get((env, agent))) is None:
+                continue
+            cells = [agent, str(row.num_seeds), _ci(row.final_mean, row.final_ci), _num(row.worst)]
+            cells.append(f"{row.last_step:.0f}")
+            if thr is not None:
+                cells += [
+                    f"{row.reached}/{row.num_seeds}",
+                    _num(row.steps_to_threshold, 0),
+                    _num(row.seconds_to_threshold, 1),
+                ]
+            cells.append(_num(row.steps_per_second, 0))
+            lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "## Aggregate across envs", ""]
+    if summary.aggregate:
+        lines += [
+            "Interquartile mean (IQM) and mean of min-max normalised final returns over the runs × envs of "
+            f"each agent, with 95% stratified bootstrap CIs; envs: {', '.join(summary.aggregate_envs)}.",
+            "",
+            "![aggregate](aggregate.png)",
+            "",
+            "| agent | envs | seeds per env | IQM [95% CI] | mean [95% CI] |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {a.agent} | {a.num_envs} | {a.seeds_per_env} | {_ci(a.iqm, a.iqm_ci)} | "
+                f"{_ci(a.mean, a.mean_ci)} |"
+                for a in summary.aggregate
+            ),
+            "",
+            "Normalisation bounds (given: from a bounds file; observed: min and max of the final "
+            "returns of all runs of that env):",
+            "",
+            "| env | low | high | source |",
+            "|---|---|---|---|",
+            *(
+                f"| {env} | {low:.3f} | {high:.3f} | {summary.bounds_source[env]} |"
+                for env, (low, high) in summary.bounds.items()
+            ),
+        ]
+    else:
+        lines.append("No env was run by every agent, so there is no aggregate.")
+    if summary.notes:
+        lines += ["", "## Notes", "", *(f"- {note}" for note in summary.notes)]
+    return "\n".join(lines) + "\n"
