@@ -24,8 +24,9 @@ and then writes the report with ``python -m report.compare``. It adds no trainin
   cells. A suite's ``targets:`` (report/targets.py) are checked there: met, not met or pending;
   its ``bounds:`` (env label -> [random play, best]) normalise the aggregate.
 
-A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo`` and
-``core`` keys: the task describes the task, never the learner.
+A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo``, ``core``
+and ``num_envs`` keys (the batch is the learner's; an agent's ``num_envs`` wins over ``common``):
+the task describes the task, never the learner.
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ ERROR_FILE = "suite_cell_error.txt"
 _JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
 # Top-level config keys each kind of entry may set (the part before the first dot or slash).
 _TASK_KEYS = ("env", "policy")
-_AGENT_KEYS = ("algo", "core")
-_COMMON_FORBIDDEN = (*_TASK_KEYS, *_AGENT_KEYS, "seed", "total_steps", "resume", "log_dir")
+_AGENT_KEYS = ("algo", "core", "num_envs")
+_COMMON_FORBIDDEN = (*_TASK_KEYS, "algo", "core", "seed", "total_steps", "resume", "log_dir")
 
 log = logging.getLogger(__name__)
 
