@@ -34,16 +34,21 @@ from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
 from agents.runs import default_run_dir, resolve_device
+from agents.stream import StreamLearner
 from envs import make_vector_env
 
 
-def build(cfg: DictConfig, device: torch.device, ranks: DataParallel | None = None) -> Learner:
+def build(
+    cfg: DictConfig, device: torch.device, ranks: DataParallel | None = None
+) -> Learner | StreamLearner:
     """Envs, agent, rule and learner from the config; with ``ranks``, this rank's share of the
-    envs and a learner whose update is global across ranks."""
+    envs and a learner whose update is global across ranks. algo=stream: the streaming learner."""
     ranks = DataParallel(device=device) if ranks is None else ranks
     envs = make_vector_env(
         cfg.env, num_envs=ranks.local_envs(cfg.num_envs), seed=ranks.env_seed(cfg.seed, cfg.num_envs)
     )
+    if cfg.algo.name == "stream":
+        return StreamLearner.from_config(cfg, envs, device)
     agent = ActorCritic.from_config(
         cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
     ).to(device)
@@ -77,10 +82,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     Under torchrun every rank calls this and gets the same summary; rank 0 alone writes."""
     stop = _StopFlag()  # first, so that a signal during start-up also ends the run cleanly
     try:
-        if cfg.algo.name == "rppo" and DataParallel.launched():
-            raise ValueError(
-                "algo=rppo (sb3-contrib's RecurrentPPO) runs in one process: start it without torchrun"
-            )
+        if cfg.algo.name in ("rppo", "stream") and DataParallel.launched():
+            raise ValueError(f"algo={cfg.algo.name} runs in one process: start it without torchrun")
         return _train(cfg, run_dir, stop)
     finally:
         stop.restore()
@@ -104,7 +107,8 @@ def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, 
     if cfg.torch_threads > 0:
         torch.set_num_threads(cfg.torch_threads)
     device = ranks.device
-    ranks.check_minibatches(cfg.num_envs, cfg.algo["update"], cfg.algo.num_minibatches)
+    if cfg.algo.name != "stream":
+        ranks.check_minibatches(cfg.num_envs, cfg.algo["update"], cfg.algo.num_minibatches)
     learner = build(cfg, device, ranks)
     ranks.seed_rank(cfg.seed)  # then each rank samples its own actions
     env_name = getattr(learner.envs, "env_name", cfg.env.name)
@@ -174,7 +178,7 @@ def _train(cfg: DictConfig, run_dir: Path | None, stop: _StopFlag) -> dict[str, 
                         "core": cfg.core.name,
                         "seed": cfg.seed,
                         "rollout_len": cfg.algo.rollout_len,
-                        "update": cfg.algo["update"],
+                        "update": cfg.algo.get("update", cfg.algo.name),
                         "lr": cfg.algo.lr,
                         "hidden_size": cfg.core.hidden_size,
                         "num_envs": cfg.num_envs,
