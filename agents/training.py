@@ -32,18 +32,23 @@ from agents.runs import (
     write_config,
     write_hparams,
 )
+from agents.stream import StreamLearner
 from envs import make_vector_env
 
 __all__ = ["build", "train_learner"]
 
 
-def build(cfg: DictConfig, device: torch.device, ranks: DataParallel | None = None) -> Learner:
+def build(
+    cfg: DictConfig, device: torch.device, ranks: DataParallel | None = None
+) -> Learner | StreamLearner:
     """Envs, agent, rule and learner from the config; with ``ranks``, this rank's share of the
-    envs and a learner whose update is global across ranks."""
+    envs and a learner whose update is global across ranks. algo=stream: the streaming learner."""
     ranks = DataParallel(device=device) if ranks is None else ranks
     envs = make_vector_env(
         cfg.env, num_envs=ranks.local_envs(cfg.num_envs), seed=ranks.env_seed(cfg.seed, cfg.num_envs)
     )
+    if cfg.algo.name == "stream":
+        return StreamLearner.from_config(cfg, envs, device)
     agent = ActorCritic.from_config(
         cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
     ).to(device)
@@ -80,7 +85,8 @@ def train_learner(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> di
     if main:
         write_config(run_dir, cfg)
     seed_and_threads(cfg)  # the same initial weights on every rank
-    ranks.check_minibatches(cfg.num_envs, cfg.algo["update"], cfg.algo.num_minibatches)
+    if cfg.algo.name != "stream":
+        ranks.check_minibatches(cfg.num_envs, cfg.algo["update"], cfg.algo.num_minibatches)
     learner = build(cfg, device, ranks)
     ranks.seed_rank(cfg.seed)  # then each rank samples its own actions
     env_name = getattr(learner.envs, "env_name", cfg.env.name)
@@ -136,7 +142,13 @@ def train_learner(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> di
         if writer is not None:
             if collective_ok:
                 write_hparams(
-                    writer, cfg, env_name, cfg.algo.rollout_len, cfg.algo["update"], cfg.algo.lr, final
+                    writer,
+                    cfg,
+                    env_name,
+                    cfg.algo.rollout_len,
+                    cfg.algo.get("update", cfg.algo.name),
+                    cfg.algo.lr,
+                    final,
                 )
             writer.close()
         learner.envs.close()

@@ -11,6 +11,7 @@ from gymnasium.wrappers.vector import ClipReward, RecordEpisodeStatistics
 from envs.adapter import EnvMaker
 from envs.atari import make_atari
 from envs.custom import make_gym
+from envs.memory_chain import make_memory_chain
 from envs.named import NamedVectorEnv
 from envs.observations import agent_observations
 from envs.popgym import make_popgym
@@ -27,6 +28,7 @@ ENV_MAKERS: dict[str, EnvMaker] = {
     "atari": make_atari,
     "procgen": make_procgen,
     "gym": make_gym,
+    "memory_chain": make_memory_chain,
 }
 
 

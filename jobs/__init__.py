@@ -27,11 +27,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     Under torchrun every rank calls this and gets the same summary; rank 0 alone writes."""
     stop = StopFlag()  # first, so that a signal during start-up also ends the run cleanly
     try:
+        if cfg.algo.name in ("rppo", "stream") and DataParallel.launched():
+            raise ValueError(f"algo={cfg.algo.name} runs in one process: start it without torchrun")
         if cfg.algo.name == "rppo":  # the peer, sb3-contrib's RecurrentPPO: its own loop, same outputs
-            if DataParallel.launched():
-                raise ValueError(
-                    "algo=rppo (sb3-contrib's RecurrentPPO) runs in one process: start it without torchrun"
-                )
             from peers.recurrent_ppo import train_recurrent_ppo  # needs the sb3 extra
 
             return train_recurrent_ppo(cfg, run_dir, stop)

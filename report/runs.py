@@ -37,6 +37,8 @@ def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -
             label += f"-{env.get('distribution_mode')}"
     elif name == "gym":
         label = f"gym:{env.get('id')}"
+    elif name == "memory_chain":
+        label = f"memory_chain:length{env.get('memory_length')}-bits{env.get('num_bits')}"
     else:
         return None
     if policy is not None and policy.get("prev_action") is False:
@@ -46,11 +48,14 @@ def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -
 
 def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> str:
     """``<algo>-<core>`` (just ``<algo>`` without a core), then ``[key=value,...]`` for agent_keys.
+    A streaming agent whose rule is not exact RTRL is ``stream-<rule>-<core>``.
 
     ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further.
     """
     algo = _get(config, "algo.name")
     core = _get(config, "core.name")
+    if algo == "stream" and _get(config, "algo.rule") not in (None, "rtrl"):
+        algo = f"stream-{_get(config, 'algo.rule')}"  # stream-tbptt-rtu: the same core, another rule
     label = f"{algo}-{core}" if core is not None else str(algo)
     extras = [f"{key.rsplit('.', 1)[-1]}={_get(config, key)}" for key in agent_keys]
     return label + (f"[{','.join(extras)}]" if extras else "")

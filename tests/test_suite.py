@@ -62,7 +62,7 @@ def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[st
     return labels
 
 
-@pytest.mark.parametrize("name", ["memory", "quick"])
+@pytest.mark.parametrize("name", ["memory", "quick", "streaming"])
 def test_every_task_and_agent_composes(name):
     """Each task with its first agent, each agent with its first task (fast)."""
     suite = S.load_suite(name)
@@ -86,7 +86,7 @@ def test_every_task_and_agent_composes(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["memory", "quick"])
+@pytest.mark.parametrize("name", ["memory", "quick", "streaming"])
 def test_every_cell_composes(name):
     suite = S.load_suite(name)
     _check_composes(suite, {(c.task, c.agent) for c in S.expand(suite, "/nonexistent")})
