@@ -16,6 +16,7 @@ from report.records import DEFAULT_TAG, Run
 __all__ = ["agent_label", "env_label", "find_run_dirs", "load_run", "load_runs"]
 
 EVENTS_GLOB = "events.out.tfevents.*"
+DEFAULTS_PRESET = "sb3-contrib"  # algo.preset of the peer at its library's defaults: no mark in the label
 
 
 def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -> str | None:
@@ -47,9 +48,14 @@ def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -
 def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> str:
     """``<algo>-<core>`` (just ``<algo>`` without a core), then ``[key=value,...]`` for agent_keys.
 
-    ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further.
+    ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further. A
+    peer's ``algo.preset`` other than its library's defaults joins the algo: ``rppo-zoo-lstm`` is
+    RecurrentPPO with rl-zoo's settings, ``rppo-lstm`` with sb3-contrib's defaults.
     """
     algo = _get(config, "algo.name")
+    preset = _get(config, "algo.preset")
+    if preset not in (None, DEFAULTS_PRESET):
+        algo = f"{algo}-{preset}"
     core = _get(config, "core.name")
     label = f"{algo}-{core}" if core is not None else str(algo)
     extras = [f"{key.rsplit('.', 1)[-1]}={_get(config, key)}" for key in agent_keys]
