@@ -49,7 +49,10 @@ SMOKE = [
     pytest.param(("env=novel",), {}, None, id="novel-CartPoleNoVel"),
     pytest.param(("env=novel",), {"env.id": "PendulumNoVel-v1"}, None, id="novel-PendulumNoVel"),
     pytest.param(
-        ("env=novel",), {"env.id": "MountainCarContinuousNoVel-v0"}, None, id="novel-MountainCarContinuousNoVel"
+        ("env=novel",),
+        {"env.id": "MountainCarContinuousNoVel-v0"},
+        None,
+        id="novel-MountainCarContinuousNoVel",
     ),
     pytest.param(("env=masked_mujoco",), {}, "mujoco", marks=MUJOCO, id="mujoco-HalfCheetahNoVel"),
     pytest.param(

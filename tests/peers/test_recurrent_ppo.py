@@ -464,8 +464,8 @@ ZOO = {
     "MountainCarContinuousNoVel-v0": {"normalize": True, "n_envs": 1, "batch_size": 256, "n_steps": 8,
                                       "gamma": 0.9999, "lr": 7.77e-05, "ent_coef": 0.00429,
                                       "clip_range": 0.1, "n_epochs": 10, "gae_lambda": 0.9,
-                                      "max_grad_norm": 5, "vf_coef": 0.19, "use_sde": True, "log_std_init": -3.29,
-                                      "ortho_init": False},
+                                      "max_grad_norm": 5, "vf_coef": 0.19, "use_sde": True,
+                                      "log_std_init": -3.29, "ortho_init": False},
 }  # fmt: skip
 
 
