@@ -55,6 +55,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from report.records import Reference
+from report.references import parse_references
+from report.runs import agent_label, env_label
 from report.targets import Target, parse_targets
 from report.thresholds import parse_bounds, thresholds_of
 
@@ -109,11 +112,25 @@ class Suite:
     agents: dict[str, tuple[str, ...]]
     tasks: dict[str, Task]
     common: tuple[str, ...] = ()
+    agent_seeds: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)  # agent: its seeds
+    agent_tasks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # agent: its tasks
     threshold: dict[str, float] = dataclasses.field(default_factory=dict)  # env label glob -> X
     n_jobs: int = 2
     targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
     bounds: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # env: [low, high]
+    references: tuple[Reference, ...] = ()  # published results the report prints beside the rows
+    aggregate_envs: tuple[str, ...] | None = None  # env label globs the report's aggregate covers
     path: Path | None = None  # the config file (the report reads its targets and bounds from it)
+
+    def seeds_of(self, agent: str) -> tuple[int, ...]:
+        """The seeds an agent runs: its own ``seeds`` where the entry gives them, else the suite's."""
+        return self.agent_seeds.get(agent, self.seeds)
+
+    def runs(self, task: str, agent: str) -> bool:
+        """Whether the agent runs on the task: both the task's ``agents`` and the agent's ``tasks``
+        (where given) allow it."""
+        allowed = self.tasks[task].agents
+        return (allowed is None or agent in allowed) and task in self.agent_tasks.get(agent, (task,))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +172,10 @@ def load_suite(name_or_path: str | Path) -> Suite:
     raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
-    known = {"seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds"}
+    known = {
+        "seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds", "references",
+        "aggregate_envs",
+    }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
@@ -164,10 +184,13 @@ def load_suite(name_or_path: str | Path) -> Suite:
             raise ValueError(f"{path}: '{key}' is missing or empty")
     if not all(isinstance(s, int) for s in raw["seeds"]) or len(set(raw["seeds"])) != len(raw["seeds"]):
         raise ValueError(f"{path}: seeds must be distinct integers, got {raw['seeds']!r}")
-    agents = {
-        str(name): _overrides(overrides, f"{path}: agent {name!r}", allowed=_AGENT_KEYS)
-        for name, overrides in raw["agents"].items()
-    }
+    agents, agent_seeds, agent_tasks = {}, {}, {}
+    for name, entry in raw["agents"].items():
+        agents[str(name)], seeds, only = _agent(entry, f"{path}: agent {name!r}", raw["seeds"], raw["tasks"])
+        if seeds is not None:
+            agent_seeds[str(name)] = seeds
+        if only is not None:
+            agent_tasks[str(name)] = only
     tasks = {
         str(name): _task(entry, f"{path}: task {name!r}", agents) for name, entry in raw["tasks"].items()
     }
@@ -182,18 +205,61 @@ def load_suite(name_or_path: str | Path) -> Suite:
     n_jobs = raw.get("n_jobs", 2)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
+    aggregate_envs = raw.get("aggregate_envs")
+    if aggregate_envs is not None and (
+        not isinstance(aggregate_envs, list)
+        or not aggregate_envs
+        or not all(isinstance(g, str) for g in aggregate_envs)
+    ):
+        raise ValueError(f"{path}: aggregate_envs must be a list of env label globs, got {aggregate_envs!r}")
     return Suite(
         name=path.stem,
         seeds=tuple(raw["seeds"]),
         agents=agents,
         tasks=tasks,
         common=common,
+        agent_seeds=agent_seeds,
+        agent_tasks=agent_tasks,
+        references=tuple(parse_references(raw["references"], f"{path}: references"))
+        if "references" in raw
+        else (),
+        aggregate_envs=None if aggregate_envs is None else tuple(aggregate_envs),
         threshold=threshold,
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
         bounds=parse_bounds(raw["bounds"], f"{path}: bounds") if "bounds" in raw else {},
         path=path,
     )
+
+
+def _agent(
+    entry: Any, where: str, suite_seeds: Sequence[int], suite_tasks: Mapping[str, Any]
+) -> tuple[tuple[str, ...], tuple[int, ...] | None, tuple[str, ...] | None]:
+    """An agent entry: a list of overrides, or ``{overrides: [...], seeds: [...], tasks: [...]}``
+    where the agent runs fewer seeds than the suite (a costly peer; the suite's seeds) or some of
+    its tasks only (a preset that exists for those). Returns (overrides, seeds, tasks)."""
+    if not isinstance(entry, dict):
+        return _overrides(entry, where, allowed=_AGENT_KEYS), None, None
+    unknown = sorted(set(entry) - {"overrides", "seeds", "tasks"})
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: overrides, seeds, tasks")
+    seeds = entry.get("seeds")
+    if seeds is not None and (
+        not isinstance(seeds, list)
+        or not seeds
+        or len(set(seeds)) != len(seeds)
+        or not set(seeds) <= set(suite_seeds)
+    ):
+        raise ValueError(
+            f"{where}: seeds must be distinct seeds of the suite's {list(suite_seeds)}, got {seeds!r}"
+        )
+    tasks = entry.get("tasks")
+    if tasks is not None:
+        missing = [t for t in tasks if t not in suite_tasks] if isinstance(tasks, list) else tasks
+        if not isinstance(tasks, list) or not tasks or missing:
+            raise ValueError(f"{where}: tasks must list tasks of the suite; unknown: {missing!r}")
+    overrides = _overrides(entry.get("overrides"), where, allowed=_AGENT_KEYS)
+    return overrides, None if seeds is None else tuple(seeds), None if tasks is None else tuple(tasks)
 
 
 def _task(entry: Any, where: str, agents: Mapping[str, Any]) -> Task:
@@ -242,6 +308,8 @@ def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
     for seed in suite.seeds:
         for task_name, task in suite.tasks.items():
             for agent in task.agents or tuple(suite.agents):
+                if seed not in suite.seeds_of(agent) or not suite.runs(task_name, agent):
+                    continue
                 overrides = (
                     *suite.common,
                     *task.overrides,
@@ -289,6 +357,89 @@ def cell_finished(cell: Cell) -> bool:
 def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
     """The cells still to run."""
     return [cell for cell in cells if not cell_finished(cell)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellStatus:
+    """Where a cell stands: ``done``; ``running`` (its run dir changed in the last
+    ``RUNNING_WINDOW_S`` seconds); or ``pending``: not started, ``stopped`` part-way (it resumes
+    from its checkpoint) or ``failed`` (see its ``suite_cell_error.txt``). ``step``: env steps
+    logged so far (None before the first update)."""
+
+    status: str
+    step: int | None = None
+    detail: str = ""  # for pending: "", "stopped" or "failed"
+
+    def describe(self, total_steps: int) -> str:
+        at = "" if self.step is None else f" at {self.step:,}/{total_steps:,} steps"
+        if self.status == "pending" and self.detail:
+            return f"pending ({self.detail}{at})"
+        return self.status + ("" if self.status == "done" else at)
+
+
+RUNNING_WINDOW_S = 600.0  # TensorBoard flushes every 2 minutes; a run quiet for 10 is not running
+
+
+def cell_status(cell: Cell, now: float | None = None) -> CellStatus:
+    """The cell's :class:`CellStatus`, from its run dir (the done marker, the latest event's step,
+    the files' modification times)."""
+    if cell_finished(cell):
+        return CellStatus("done", cell.total_steps)
+    run_dir = Path(cell.run_dir)
+    files = [p for p in run_dir.iterdir() if p.is_file()] if run_dir.is_dir() else []
+    if not files:
+        return CellStatus("pending")
+    step = latest_step(run_dir)
+    if (ERROR_FILE in {p.name for p in files}) and step is None:
+        return CellStatus("pending", None, "failed")
+    newest = max(p.stat().st_mtime for p in files)
+    if (time.time() if now is None else now) - newest < RUNNING_WINDOW_S:
+        return CellStatus("running", step)
+    return CellStatus("pending", step, "failed" if (run_dir / ERROR_FILE).is_file() else "stopped")
+
+
+def latest_step(run_dir: Path) -> int | None:
+    """The env step of a run's latest logged ``time/fps`` point (one per update), or None."""
+    if not any(run_dir.glob("events.out.tfevents.*")):
+        return None
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.SCALARS: 1})  # the last point is kept
+    acc.Reload()
+    if "time/fps" not in acc.Tags()["scalars"]:
+        return None
+    return int(acc.Scalars("time/fps")[-1].step)
+
+
+def cell_labels(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each."""
+    from hydra import compose, initialize_config_dir
+
+    firsts = {(c.task, c.agent): c for c in reversed(cells)}
+    labels = {}
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        for key, cell in firsts.items():
+            config = OmegaConf.to_container(compose("config", overrides=list(cell.overrides)), resolve=True)
+            env = env_label(config["env"], config.get("policy")) or str(config["env"].get("name"))
+            labels[key] = (env, agent_label(config))
+    return labels
+
+
+def write_cells(cells: Sequence[Cell], path: Path) -> Path:
+    """The report's ``--cells`` file: each cell with its labels, status and step (report/cells.py)."""
+    labels = cell_labels(cells)
+    rows = []
+    for cell in cells:
+        state = cell_status(cell)
+        env, agent = labels[(cell.task, cell.agent)]
+        rows.append(
+            {"env": env, "agent": agent, "task": cell.task, "suite_agent": cell.agent, "seed": cell.seed,
+             "run_dir": cell.run_dir, "status": state.status, "step": state.step,
+             "total_steps": cell.total_steps}
+        )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": rows}, indent=1) + "\n")
+    return path
 
 
 def compose_cell(cell: Cell) -> DictConfig:
@@ -438,23 +589,33 @@ def launch(
 
 
 def report(
-    suite_dir: str | Path,
+    suite_dir: str | Path | None,
     out: str | Path,
     threshold: Mapping[str, float] | None = None,
     module: str = "report.compare",
     targets: str | Path | None = None,
     bounds: str | Path | None = None,
+    cells: str | Path | None = None,
+    references: str | Path | None = None,
+    aggregate_envs: Sequence[str] | None = None,
 ) -> int:
-    """``python -m report.compare <suite_dir> --out <out> [--threshold X] [--targets FILE]
-    [--bounds FILE]``; its exit status."""
+    """``python -m report.compare [<suite_dir> | --cells FILE] --out <out> [--threshold X]
+    [--targets FILE] [--bounds FILE] [--references FILE] [--aggregate-envs GLOB...]``; its exit
+    status. With ``cells`` (a suite's cells.json) the report reads those cells only."""
     # Paths relative to the repo root where they can be: the report quotes its command.
-    cmd = [sys.executable, "-m", module, _from_root(suite_dir), "--out", _from_root(out)]
+    cmd = [sys.executable, "-m", module]
+    cmd += ["--cells", _from_root(cells)] if cells is not None else [_from_root(suite_dir)]
+    cmd += ["--out", _from_root(out)]
     for glob, value in (threshold or {}).items():  # "*" (every env) is compare's bare number
         cmd += ["--threshold", f"{value:g}" if glob == "*" else f"{glob}={value:g}"]
     if targets is not None:
         cmd += ["--targets", _from_root(targets)]
     if bounds is not None:
         cmd += ["--bounds", _from_root(bounds)]
+    if references is not None:
+        cmd += ["--references", _from_root(references)]
+    if aggregate_envs:
+        cmd += ["--aggregate-envs", *aggregate_envs]
     print("+ " + shlex.join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -483,6 +644,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--no-report", action="store_true", help="run the cells, skip report.compare")
+    parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: write the report of the cells finished so far (others shown as pending)",
+    )
     parser.add_argument("--tasks", nargs="+", metavar="GLOB", help="run only these tasks (e.g. 'repeat-*')")
     parser.add_argument(
         "--agents", nargs="+", metavar="GLOB", help="run only these agents (e.g. rtrl-rtu rppo)"
@@ -504,24 +670,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         flush=True,
     )
     if args.list:
-        for cell in cells:
-            status = "pending" if cell in todo else "done"
-            print(f"  {status:7s} {cell.task}/{cell.agent}/seed{cell.seed}: {' '.join(cell.overrides)}")
+        states = [cell_status(cell) for cell in cells]
+        count = {s: sum(st.status == s for st in states) for s in ("done", "running", "pending")}
+        print(f"  {count['done']} done, {count['running']} running, {count['pending']} pending")
+        for cell, state in zip(cells, states, strict=True):
+            print(f"  {state.describe(cell.total_steps)}: {cell.task}/{cell.agent}/seed{cell.seed}: "
+                  f"{' '.join(cell.overrides)}")  # fmt: skip
         return 0
-    launch(todo, suite_dir / ".launch" / time.strftime("%Y%m%d-%H%M%S"), args.overrides, suite.n_jobs)
-    failed = pending_cells(cells)
-    for cell in failed:
-        error = Path(cell.run_dir) / ERROR_FILE
-        print(
-            f"not finished: {cell.task}/{cell.agent}/seed{cell.seed}"
-            + (f" (see {error})" if error.is_file() else "")
-        )
-    status = 1 if failed else 0
-    if not args.no_report and len(failed) < len(cells):
+    status = 0
+    if not args.report_only:
+        launch(todo, suite_dir / ".launch" / time.strftime("%Y%m%d-%H%M%S"), args.overrides, suite.n_jobs)
+        failed = pending_cells(cells)
+        for cell in failed:
+            error = Path(cell.run_dir) / ERROR_FILE
+            print(
+                f"not finished: {cell.task}/{cell.agent}/seed{cell.seed}"
+                + (f" (see {error})" if error.is_file() else "")
+            )
+        status = 1 if failed else 0
+    if not args.no_report:
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
-        targets = suite.path if suite.targets else None
-        bounds = suite.path if suite.bounds else None
-        status = report(suite_dir, out, suite.threshold, targets=targets, bounds=bounds) or status
+        cells_file = write_cells(cells, out / "cells.json")
+        given = suite.path if suite.path is not None else None
+        status = (
+            report(
+                None,
+                out,
+                suite.threshold,
+                targets=given if suite.targets else None,
+                bounds=given if suite.bounds else None,
+                cells=cells_file,
+                references=given if suite.references else None,
+                aggregate_envs=suite.aggregate_envs,
+            )
+            or status
+        )
     return status
 
 

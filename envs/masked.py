@@ -7,11 +7,13 @@ infer velocities from the positions it saw before, so a memoryless policy does p
 |---|---|---|
 | ``CartPoleNoVel-v1`` | ``CartPole-v1`` | cart position, pole angle (0, 2) |
 | ``PendulumNoVel-v1`` | ``Pendulum-v1`` | cos θ, sin θ (0, 1) |
+| ``MountainCarContinuousNoVel-v0`` | ``MountainCarContinuous-v0`` | position (0) |
 | ``HalfCheetahNoVel-v5`` | ``HalfCheetah-v5`` | the 8 joint positions (0-7); needs the mujoco extra |
 | ``HopperNoVel-v5`` | ``Hopper-v5`` | the 5 joint positions (0-4); needs the mujoco extra |
 
-The classic pair is RecurrentPPO's benchmark (sb3-contrib; rl-baselines3-zoo's
-``MaskVelocityWrapper``, which zeroes the velocities where this drops them); the MuJoCo pair is
+The classic three are RecurrentPPO's benchmark (sb3-contrib; rl-baselines3-zoo's
+``MaskVelocityWrapper``, which zeroes the velocities where this drops them, under the same ids,
+which the zoo registers and sb3-contrib does not); the MuJoCo pair is
 the position-only MuJoCo of the RTU paper (Elelimy et al. 2024, "Real-time recurrent
 reinforcement learning"). Importing this module registers the ids with gymnasium.
 """
@@ -31,6 +33,7 @@ __all__ = ["POSITIONS", "PositionsOnly", "make_without_velocity"]
 POSITIONS: dict[str, tuple[str, tuple[int, ...]]] = {
     "CartPoleNoVel-v1": ("CartPole-v1", (0, 2)),
     "PendulumNoVel-v1": ("Pendulum-v1", (0, 1)),
+    "MountainCarContinuousNoVel-v0": ("MountainCarContinuous-v0", (0,)),
     "HalfCheetahNoVel-v5": ("HalfCheetah-v5", tuple(range(8))),
     "HopperNoVel-v5": ("Hopper-v5", tuple(range(5))),
 }

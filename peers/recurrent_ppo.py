@@ -30,6 +30,7 @@ reward as inputs, encoders) belong to our agents and do not apply.
 
 from __future__ import annotations
 
+import pickle
 import time
 import warnings
 from collections.abc import Mapping
@@ -65,11 +66,14 @@ try:
     from sb3_contrib import RecurrentPPO
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.logger import Logger
+    from stable_baselines3.common.vec_env import VecNormalize
 except ImportError as exc:
     raise ImportError(SB3_MISSING) from exc
 
 __all__ = [
     "CHECKPOINT_NAME",
+    "NORMALIZE_NAME",
+    "LinearSchedule",
     "RecurrentPPOConfig",
     "check_core",
     "checkpoint_steps",
@@ -81,6 +85,8 @@ __all__ = [
 ]
 
 CHECKPOINT_NAME = checkpoint_name("rppo")
+NORMALIZE_NAME = "vecnormalize.pkl"  # algo.normalize: VecNormalize's statistics, beside the checkpoint
+SCHEDULES = ("constant", "linear")
 # SB3's train/* names that differ from our learner's, and the factor that makes them the same number.
 _RENAMED: dict[str, tuple[str, float]] = {
     "train/policy_gradient_loss": ("train/policy_loss", 1.0),
@@ -93,14 +99,18 @@ _RENAMED: dict[str, tuple[str, float]] = {
 class RecurrentPPOConfig:
     """``algo.*`` of configs/algo/rppo.yaml; defaults are sb3-contrib 2.x's ``RecurrentPPO`` ones."""
 
+    preset: str = "sb3-contrib"  # what the settings are: sb3-contrib's defaults, or zoo (algo=rppo_zoo)
+    n_envs: int | None = None  # envs for the peer (rl-zoo's n_envs); None: the config's num_envs
     policy: str = "auto"  # auto: MultiInputLstmPolicy for Dict obs, CnnLstmPolicy for images, else Mlp
     n_steps: int = 128  # rollout length per env (our rollout_len)
     batch_size: int = 128  # minibatch size in env steps (sequences are cut at n_steps)
     n_epochs: int = 10
     lr: float = 3e-4
+    lr_schedule: str = "constant"  # constant | linear (lr × the fraction of training left: rl-zoo's lin_)
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
+    clip_range_schedule: str = "constant"  # constant | linear, as lr_schedule
     clip_range_vf: float | None = None
     normalize_advantage: bool = True
     ent_coef: float = 0.0
@@ -113,12 +123,20 @@ class RecurrentPPOConfig:
     enable_critic_lstm: bool = True  # the critic has its own LSTM
     net_arch: list[int] | None = None  # MLP after the LSTM; None: SB3's default
     ortho_init: bool = True
+    use_sde: bool = False  # generalized state-dependent exploration (Box actions only)
+    sde_sample_freq: int = -1  # with use_sde: resample the noise matrix every n steps; -1: per rollout
+    log_std_init: float = 0.0  # initial log standard deviation of a Box action's Gaussian
+    normalize: bool = False  # SB3's VecNormalize: running mean/std of observations and of returns (rewards)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"algo.policy must be one of {', '.join(POLICIES)}, got {self.policy!r}")
-        for key in ("n_steps", "batch_size", "n_epochs", "lstm_hidden_size", "n_lstm_layers"):
-            if getattr(self, key) < 1:
+        for key in ("lr_schedule", "clip_range_schedule"):
+            if getattr(self, key) not in SCHEDULES:
+                valid = ", ".join(SCHEDULES)
+                raise ValueError(f"algo.{key} must be one of {valid}, got {getattr(self, key)!r}")
+        for key in ("n_steps", "batch_size", "n_epochs", "lstm_hidden_size", "n_lstm_layers", "n_envs"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
                 raise ValueError(f"algo.{key} must be >= 1, got {getattr(self, key)}")
 
     @classmethod
@@ -145,33 +163,54 @@ class RecurrentPPOConfig:
             "shared_lstm": self.shared_lstm,
             "enable_critic_lstm": self.enable_critic_lstm,
             "ortho_init": self.ortho_init,
+            "log_std_init": self.log_std_init,
         }
         if self.net_arch is not None:
             policy_kwargs["net_arch"] = list(self.net_arch)
         return {
-            "learning_rate": self.lr,
+            "learning_rate": _schedule(self.lr, self.lr_schedule),
             "n_steps": self.n_steps,
             "batch_size": self.batch_size,
             "n_epochs": self.n_epochs,
             "gamma": self.gamma,
             "gae_lambda": self.gae_lambda,
-            "clip_range": self.clip_range,
+            "clip_range": _schedule(self.clip_range, self.clip_range_schedule),
             "clip_range_vf": self.clip_range_vf,
             "normalize_advantage": self.normalize_advantage,
             "ent_coef": self.ent_coef,
             "vf_coef": self.vf_coef,
             "max_grad_norm": self.max_grad_norm,
             "target_kl": self.target_kl,
+            "use_sde": self.use_sde,
+            "sde_sample_freq": self.sde_sample_freq,
             "policy_kwargs": policy_kwargs,
         }
 
 
+class LinearSchedule:
+    """``value`` × the fraction of training left (SB3 passes ``progress_remaining``, 1 → 0): rl-zoo's
+    ``lin_<value>``. A class, not a closure, so that the saved model pickles it by name."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def __call__(self, progress_remaining: float) -> float:
+        return progress_remaining * self.value
+
+
+def _schedule(value: float, schedule: str) -> float | LinearSchedule:
+    return LinearSchedule(value) if schedule == "linear" else value
+
+
 def make_model(cfg: DictConfig, device: torch.device, rcfg: RecurrentPPOConfig | None = None) -> RecurrentPPO:
-    """RecurrentPPO on the config's envs (``cfg.env``, ``num_envs``, ``seed``), seeded with
+    """RecurrentPPO on the config's envs (``cfg.env``, ``algo.n_envs`` or ``num_envs``, ``seed``), seeded with
     ``cfg.seed``; ``rcfg`` defaults to ``RecurrentPPOConfig.from_config(cfg.algo)``."""
     check_core(cfg)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo) if rcfg is None else rcfg
-    venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=cfg.num_envs, seed=cfg.seed)))
+    n_envs = rcfg.n_envs or cfg.num_envs
+    venv = SB3VecEnv(small_images_as_vectors(make_vector_env(cfg.env, num_envs=n_envs, seed=cfg.seed)))
+    if rcfg.normalize:  # as rl-zoo's `normalize: true`: observations and rewards, discounted with gamma
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=True, gamma=rcfg.gamma)
     policy = choose_policy(venv.observation_space, rcfg.policy)
     kwargs = rcfg.model_kwargs()
     if policy in EXTRACTORS:
@@ -280,7 +319,11 @@ def episode_mean(model: RecurrentPPO, key: str) -> float:
 
 
 def save_model(model: RecurrentPPO, path: Path) -> Path:
-    """SB3's zip of ``model`` at ``path``, written atomically."""
+    """SB3's zip of ``model`` at ``path``, written atomically; with algo.normalize, VecNormalize's
+    statistics beside it (``NORMALIZE_NAME``), as rl-zoo keeps them."""
+    normalize = model.get_vec_normalize_env()
+    if normalize is not None:  # pickles the statistics only (VecNormalize drops its venv)
+        write_atomically(path.with_name(NORMALIZE_NAME), lambda f: pickle.dump(normalize, f))
     return write_atomically(path, model.save)
 
 
@@ -309,15 +352,24 @@ def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: in
     model.num_timesteps = int(data["num_timesteps"])
     updates = model.num_timesteps // (model.n_steps * model.n_envs)
     model.get_env().seed(seed + updates)  # used by the reset at the start of learn()
+    normalize = model.get_vec_normalize_env()
+    if normalize is not None:
+        stats = path.with_name(NORMALIZE_NAME)
+        if not stats.is_file():
+            raise FileNotFoundError(f"algo.normalize is set, but {str(stats)!r} (its statistics) is missing")
+        with stats.open("rb") as f:
+            saved = pickle.load(f)
+        normalize.obs_rms, normalize.ret_rms = saved.obs_rms, saved.ret_rms
 
 
 def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
     """The job for ``algo=rppo`` (``jobs.train`` calls it); returns the same summary as our learner's."""
     OmegaConf.resolve(cfg)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo)
+    model_envs = rcfg.n_envs or cfg.num_envs
     if cfg.resume:
         steps = checkpoint_steps(cfg.resume)
-        spent = nothing_to_train(cfg, steps, steps // (rcfg.n_steps * cfg.num_envs), run_dir=run_dir)
+        spent = nothing_to_train(cfg, steps, steps // (rcfg.n_steps * model_envs), run_dir=run_dir)
         if spent is not None:
             return spent
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir(cfg)
@@ -328,7 +380,7 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     venv = model.get_env()
     if cfg.resume:
         resume(model, cfg.resume, device, seed=cfg.seed)
-    env_name = getattr(venv.env, "env_name", cfg.env.name)
+    env_name = getattr(venv.unwrapped.env, "env_name", cfg.env.name)  # unwrapped: under a VecNormalize
     ckpt_path = run_dir / CHECKPOINT_NAME
 
     writer = open_writer(run_dir, cfg)
@@ -338,7 +390,7 @@ def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal)
     start = model.num_timesteps
     bar = progress_bar(cfg, initial=start)
     callback = _LogAndCheckpoint(writer, bar, stop, ckpt_path, cfg.checkpoint_every)
-    callback.updates = start // (rcfg.n_steps * cfg.num_envs)  # one update per rollout
+    callback.updates = start // (rcfg.n_steps * model_envs)  # one update per rollout
     try:
         if stop.signal is None and start < cfg.total_steps:
             # reset_num_timesteps=False: learn counts on from a resumed run's steps

@@ -18,8 +18,16 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   returns with a stratified bootstrap CI. Bounds per env: ``[low, high]`` from a bounds mapping
   (e.g. random-play and best returns), else the min and max of the final returns of all runs of
   that env (so the aggregate ranks agents relative to each other, not against a reference).
-  Only envs that every agent ran enter the aggregate, with as many seeds per env as the agent's
-  smallest count (rliable's bootstrap needs a full runs × envs matrix).
+  rliable's bootstrap needs a full runs × envs matrix: the aggregate covers one set of envs and the
+  agents that ran all of them, with as many seeds per env as the agent's smallest count. The set
+  is ``--aggregate-envs GLOB...``, else the env set that the most (agent, env) pairs fill: all envs
+  when every agent ran every env; an agent run on a few envs only is left out, with a note.
+- **References** (``--references FILE``, report/references.py): published results (a paper's or a
+  library's number, with its budget and source), printed under their env as published, never
+  entering the aggregate, the bounds or the targets.
+- **A suite part-way** (``--cells cells.json``, report/cells.py, written by benchmarks.suite): only
+  the finished cells' runs are compared; running and pending cells are counted per env and agent,
+  and an env or agent with none finished shows as pending.
 - **Targets** (``--targets FILE``, report/targets.py): declared claims, such as "the best RTRL agent
   ends at least as high as RecurrentPPO on every POPGym Easy env", each reported as met, not met
   or pending in a "Targets" section at the top of summary.md.
@@ -38,8 +46,10 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from report.cells import count_cells, done_run_dirs, load_cells
 from report.records import DEFAULT_TAG
-from report.runs import load_runs
+from report.references import load_references
+from report.runs import load_run, load_runs
 from report.stats import summarize
 from report.targets import load_targets
 from report.thresholds import load_bounds, parse_threshold_args
@@ -54,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m report.compare",
         description="Compare finished runs: summary.md/json/csv and PNGs of curves and the aggregate.",
     )
-    parser.add_argument("dirs", nargs="+", help="run directories, or directories above them")
+    parser.add_argument("dirs", nargs="*", help="run directories, or directories above them (or --cells)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument(
         "--threshold",
@@ -75,14 +85,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="dotted config key that splits agents further, e.g. algo.rollout_len (repeatable)",
     )
     parser.add_argument("--targets", help="YAML of targets to check (a list, or a suite config's targets)")
+    parser.add_argument(
+        "--references", help="YAML of published results to print beside the rows (a list, or a suite config)"
+    )
+    parser.add_argument(
+        "--cells",
+        help="a suite's cells.json: compare its done cells only, and count the rest as running or pending",
+    )
+    parser.add_argument(
+        "--aggregate-envs",
+        nargs="+",
+        metavar="GLOB",
+        help="env label globs the aggregate covers (default: the env set the most agents × envs fill)",
+    )
     parser.add_argument("--reps", type=int, default=2000, help="bootstrap replications (default 2000)")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed (default 0)")
     args = parser.parse_args(argv)
+    if not args.dirs and not args.cells:
+        parser.error("give run directories, or a suite's --cells")
     try:
-        runs = load_runs(args.dirs, args.tag, args.agent_keys)
+        cells = load_cells(args.cells) if args.cells else []
+        if cells:  # a suite: its finished cells (and any dirs given besides), the rest counted
+            runs = load_runs(args.dirs, args.tag, args.agent_keys) if args.dirs else []
+            runs += [
+                run
+                for path in done_run_dirs(cells)
+                if path.is_dir() and (run := load_run(path, args.tag, args.agent_keys)) is not None
+            ]
+        else:
+            runs = load_runs(args.dirs, args.tag, args.agent_keys)
         bounds = load_bounds(args.bounds) if args.bounds else None
         targets = load_targets(args.targets) if args.targets else []
-        summary = summarize(runs, parse_threshold_args(args.threshold), bounds, args.reps, args.seed)
+        references = load_references(args.references) if args.references else []
+        summary = summarize(
+            runs,
+            parse_threshold_args(args.threshold),
+            bounds,
+            args.reps,
+            args.seed,
+            aggregate_envs=args.aggregate_envs,
+            references=references,
+            cells=count_cells(cells),
+        )
         command = "python -m report.compare " + " ".join(sys.argv[1:] if argv is None else argv)
         paths = write_report(summary, runs, args.out, command, seed=args.seed, targets=targets)
     except (FileNotFoundError, ValueError, ImportError) as exc:

@@ -17,7 +17,9 @@ __all__ = [
     "FINAL_FRACTION",
     "AgentStats",
     "AggregateStats",
+    "CellCount",
     "Curve",
+    "Reference",
     "Run",
     "Summary",
     "group_runs",
@@ -110,6 +112,38 @@ class AggregateStats:
     seeds_per_env: int
 
 
+@dataclass(frozen=True)
+class Reference:
+    """A published result, printed beside an env's measured rows and never mixed into them (not in
+    the aggregate, the bounds or the targets).
+
+    Attributes:
+        env: env label, as the report writes it (e.g. ``"gym:CartPoleNoVel-v1"``).
+        value: the published return.
+        budget: env steps of training behind it (None when the source does not say).
+        agent: what produced it, e.g. ``"RecurrentPPO, rl-zoo ppo_lstm"``.
+        source: where it is published (a citation or URL), and how it was measured.
+    """
+
+    env: str
+    value: float
+    budget: int | None
+    agent: str
+    source: str
+
+
+@dataclass(frozen=True)
+class CellCount:
+    """A suite's cells of one env and agent, by status: ``done`` cells have finished runs in the
+    report; ``running`` (events written lately) and ``pending`` ones have none in it yet."""
+
+    env: str
+    agent: str
+    done: int
+    running: int
+    pending: int
+
+
 @dataclass
 class Summary:
     """What :func:`summarize` finds; :func:`write_report` turns it into files."""
@@ -123,6 +157,8 @@ class Summary:
     bounds_source: dict[str, str]  # env -> "given" | "observed"
     reps: int
     notes: list[str] = field(default_factory=list)
+    references: list[Reference] = field(default_factory=list)
+    cells: list[CellCount] = field(default_factory=list)  # from a suite; empty for plain run dirs
 
     def threshold_for(self, env: str) -> float | None:
         """The threshold of an env label: the first glob of ``thresholds`` that matches it."""

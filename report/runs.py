@@ -16,6 +16,7 @@ from report.records import DEFAULT_TAG, Run
 __all__ = ["agent_label", "env_label", "find_run_dirs", "load_run", "load_runs"]
 
 EVENTS_GLOB = "events.out.tfevents.*"
+DEFAULTS_PRESET = "sb3-contrib"  # algo.preset of the peer at its library's defaults: no mark in the label
 
 
 def env_label(env: Mapping[str, Any], policy: Mapping[str, Any] | None = None) -> str | None:
@@ -50,9 +51,14 @@ def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> st
     """``<algo>-<core>`` (just ``<algo>`` without a core), then ``[key=value,...]`` for agent_keys.
     A streaming agent whose rule is not exact RTRL is ``stream-<rule>-<core>``.
 
-    ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further.
+    ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further. A
+    peer's ``algo.preset`` other than its library's defaults joins the algo: ``rppo-zoo-lstm`` is
+    RecurrentPPO with rl-zoo's settings, ``rppo-lstm`` with sb3-contrib's defaults.
     """
     algo = _get(config, "algo.name")
+    preset = _get(config, "algo.preset")
+    if preset not in (None, DEFAULTS_PRESET):
+        algo = f"{algo}-{preset}"
     core = _get(config, "core.name")
     if algo == "stream" and _get(config, "algo.rule") not in (None, "rtrl"):
         algo = f"stream-{_get(config, 'algo.rule')}"  # stream-tbptt-rtu: the same core, another rule

@@ -6,14 +6,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from fnmatch import fnmatchcase
 from typing import Any
 
 import numpy as np
 
-from report.records import AgentStats, AggregateStats, Curve, Run, Summary, group_runs, threshold_for
+from report.records import (
+    DEFAULT_TAG,
+    AgentStats,
+    AggregateStats,
+    CellCount,
+    Curve,
+    Reference,
+    Run,
+    Summary,
+    group_runs,
+    threshold_for,
+)
 from report.thresholds import Thresholds, parse_bounds, thresholds_of
 
-__all__ = ["mean_curve", "summarize"]
+__all__ = ["aggregate_set", "mean_curve", "summarize"]
 
 INSTALL_HINT = 'pip install -e ".[compare]"'
 
@@ -66,6 +78,9 @@ def summarize(
     bounds: Mapping[str, Sequence[float]] | None = None,
     reps: int = 2000,
     seed: int = 0,
+    aggregate_envs: Sequence[str] | None = None,
+    references: Sequence[Reference] = (),
+    cells: Sequence[CellCount] = (),
 ) -> Summary:
     """Per env and agent statistics, and the aggregate across envs (see the module docstring).
 
@@ -78,8 +93,13 @@ def summarize(
             observed min and max of their runs' final returns.
         reps: bootstrap replications.
         seed: seeds the bootstrap, so a report regenerates identically.
+        aggregate_envs: env label globs the aggregate covers (agents that miss one are left out of
+            it); None: the envs and agents of :func:`aggregate_set`.
+        references: published results, carried to the report beside the rows, never into them.
+        cells: a suite's cells per env and agent by status; with them, ``runs`` may be empty (a
+            suite that has finished nothing yet).
     """
-    if not runs:
+    if not runs and not cells:
         raise ValueError("no runs to summarize")
     tags = {run.tag for run in runs}
     if len(tags) > 1:
@@ -87,11 +107,15 @@ def summarize(
     groups = group_runs(runs)
     thresholds = thresholds_of(threshold)
     notes: list[str] = []
-    point, ci = _intervals(
-        {f"{env}\0{agent}": np.array([[r.final] for r in rs]) for (env, agent), rs in groups.items()},
-        lambda x: np.array([np.mean(x)]),
-        reps,
-        seed,
+    point, ci = (
+        _intervals(
+            {f"{env}\0{agent}": np.array([[r.final] for r in rs]) for (env, agent), rs in groups.items()},
+            lambda x: np.array([np.mean(x)]),
+            reps,
+            seed,
+        )
+        if groups
+        else ({}, {})
     )
     rows = []
     for (env, agent), rs in groups.items():
@@ -130,15 +154,18 @@ def summarize(
         source[env] = "given" if env in given else "observed"
     if unused := sorted(set(given) - set(envs)):
         notes.append(f"Bounds were given for envs without runs: {', '.join(unused)}.")
-    common = [env for env in envs if all((env, agent) in groups for agent in agents)]
-    if len(common) < len(envs):
+    common, members = aggregate_set({key: len(rs) for key, rs in groups.items()}, aggregate_envs)
+    if len(common) < len(envs) or len(members) < len(agents):
+        left_envs = [e for e in envs if e not in common]
+        left_agents = [a for a in agents if a not in members]
         notes.append(
-            f"The aggregate uses the {len(common)} env(s) that every agent ran; left out: "
-            f"{', '.join(e for e in envs if e not in common)}."
-        )
-    aggregate = _aggregate(groups, common, agents, all_bounds, reps, seed) if common else []
+            f"The aggregate covers {len(common)} env(s) and the {len(members)} agent(s) that ran every one "
+            f"of them" + (f"; envs left out: {', '.join(left_envs)}" if left_envs else "")
+            + (f"; agents left out: {', '.join(left_agents)}" if left_agents else "") + "."
+        )  # fmt: skip
+    aggregate = _aggregate(groups, common, members, all_bounds, reps, seed) if common and members else []
     return Summary(
-        tag=tags.pop(),
+        tag=tags.pop() if tags else DEFAULT_TAG,
         thresholds=thresholds,
         rows=rows,
         aggregate=aggregate,
@@ -147,7 +174,36 @@ def summarize(
         bounds_source=source,
         reps=reps,
         notes=notes,
+        references=list(references),
+        cells=list(cells),
     )
+
+
+def aggregate_set(
+    finished: Mapping[tuple[str, str], int], globs: Sequence[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """The envs and agents the aggregate covers (rliable needs a full runs × envs matrix), from the
+    (env, agent) pairs with finished runs.
+
+    With ``globs``: the envs they match, and the agents that ran all of them. Without: of the env
+    sets that some agent ran, the one that the most (agent, env) pairs fill, every agent that ran
+    all of it (ties: more agents). When every agent ran every env, that is all of them; an agent
+    that ran a few envs only (a preset for some tasks) is left out rather than shrinking the set.
+    """
+    envs = sorted({env for env, _ in finished})
+    agents = sorted({agent for _, agent in finished})
+    ran = {agent: {env for env, a in finished if a == agent} for agent in agents}
+    if globs is not None:
+        chosen = {env for env in envs if any(fnmatchcase(env, g) for g in globs)}
+    else:
+        best: tuple[int, int] = (0, 0)
+        chosen = set()
+        for candidate in ran.values():
+            covering = sum(candidate <= ran[a] for a in agents)
+            if (score := (covering * len(candidate), covering)) > best:
+                best, chosen = score, candidate
+    members = [a for a in agents if chosen and chosen <= ran[a]]
+    return sorted(chosen), members
 
 
 def _aggregate(

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from report.plots import agent_colors, plot_aggregate, plot_curves
-from report.records import FINAL_FRACTION, AgentStats, Run, Summary, group_runs
+from report.records import FINAL_FRACTION, AgentStats, CellCount, Run, Summary, group_runs
+from report.references import references_markdown
 from report.stats import mean_curve
 from report.targets import Target, TargetResult, evaluate, targets_markdown
 
@@ -108,6 +109,8 @@ def write_report(
             for env, (low, high) in summary.bounds.items()
         },
         "notes": summary.notes,
+        "references": [asdict(ref) for ref in summary.references],
+        "cells": [asdict(count) for count in summary.cells],
         "targets": [asdict(result) for result in checked],
         "runs": [
             {"path": str(r.path), "env": r.env, "agent": r.agent, "seed": r.seed, "final": r.final,
@@ -129,6 +132,39 @@ def write_report(
             )  # fmt: skip
     (out / "summary.md").write_text(_markdown(summary, meta, command, checked))
     return [out / "summary.md", out / "summary.json", out / "summary.csv", *written]
+
+
+def _waiting(count: CellCount) -> str:
+    """``2 running, 1 pending`` (the parts that are not zero), or ``all done``."""
+    parts = [f"{n} {status}" for status, n in (("running", count.running), ("pending", count.pending)) if n]
+    return ", ".join(parts) or "all done"
+
+
+def _overview_cell(row: AgentStats | None, count: CellCount | None) -> str:
+    waiting = 0 if count is None else count.running + count.pending
+    if row is None:
+        return "pending" if waiting else "–"
+    return f"{row.final_mean:.3f} ({row.worst:.3f})" + (f" +{waiting} pending" if waiting else "")
+
+
+def _progress_markdown(cells: Sequence[CellCount]) -> list[str]:
+    """The suite's progress: cells done, running and pending, in all and per env and agent not done."""
+    if not cells:
+        return []
+    total = {status: sum(getattr(c, status) for c in cells) for status in ("done", "running", "pending")}
+    lines = [
+        "## Suite progress",
+        "",
+        f"{sum(total.values())} cells: {total['done']} done, {total['running']} running, "
+        f"{total['pending']} pending. The statistics below use the done cells only.",
+        "",
+    ]
+    open_cells = [c for c in cells if c.running + c.pending]
+    if open_cells:
+        lines += ["| env | agent | done | running | pending |", "|---|---|---|---|---|"]
+        lines += [f"| {c.env} | {c.agent} | {c.done} | {c.running} | {c.pending} |" for c in open_cells]
+        lines.append("")
+    return lines
 
 
 def _num(x: float | None, digits: int = 3) -> str:
@@ -170,18 +206,34 @@ def _markdown(
         "over seeds.",
         "",
     ]
-    envs = sorted({row.env for row in summary.rows})
-    agents = sorted({row.agent for row in summary.rows})
+    envs = sorted(
+        {row.env for row in summary.rows}
+        | {c.env for c in summary.cells}
+        | {ref.env for ref in summary.references}
+    )
+    agents = sorted({row.agent for row in summary.rows} | {c.agent for c in summary.cells})
     by_key = {(row.env, row.agent): row for row in summary.rows}
+    counts = {(c.env, c.agent): c for c in summary.cells}
+    with_runs = {row.env for row in summary.rows}
     lines += targets_markdown(checked)
+    lines += _progress_markdown(summary.cells)
     lines += ["## Overview: final return, mean over seeds (worst seed)", ""]
+    if summary.cells:
+        lines += ["Finished cells only; `+k pending`: cells of the suite still running or to run.", ""]
     lines += ["| env | " + " | ".join(agents) + " |", "|---" * (len(agents) + 1) + "|"]
     for env in envs:
-        cells = [
-            f"{r.final_mean:.3f} ({r.worst:.3f})" if (r := by_key.get((env, a))) else "–" for a in agents
-        ]
+        cells = [_overview_cell(by_key.get((env, a)), counts.get((env, a))) for a in agents]
         lines.append(f"| {env} | " + " | ".join(cells) + " |")
     for env in envs:
+        refs = [ref for ref in summary.references if ref.env == env]
+        if env not in with_runs:
+            waiting = [c for c in summary.cells if c.env == env]
+            lines += ["", f"## {env}", ""]
+            if waiting:
+                waits = ", ".join(f"{c.agent} {_waiting(c)}" for c in waiting)
+                lines.append(f"No finished runs yet: {waits}.")
+            lines += references_markdown(refs)
+            continue
         thr = summary.threshold_for(env)
         head = "| agent | seeds | final return [95% CI] | worst seed | env steps |"
         if thr is not None:
@@ -209,6 +261,10 @@ def _markdown(
                 ]
             cells.append(_num(row.steps_per_second, 0))
             lines.append("| " + " | ".join(cells) + " |")
+        waiting = [c for c in summary.cells if c.env == env and c.running + c.pending]
+        if waiting:
+            lines += ["", "Still to come: " + ", ".join(f"{c.agent} {_waiting(c)}" for c in waiting) + "."]
+        lines += references_markdown(refs)
     lines += ["", "## Aggregate across envs", ""]
     if summary.aggregate:
         lines += [

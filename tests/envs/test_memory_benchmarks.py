@@ -18,6 +18,7 @@ MUJOCO = pytest.mark.mujoco
     [
         "CartPoleNoVel-v1",
         "PendulumNoVel-v1",
+        "MountainCarContinuousNoVel-v0",
         pytest.param("HalfCheetahNoVel-v5", marks=MUJOCO),
         pytest.param("HopperNoVel-v5", marks=MUJOCO),
     ],
@@ -47,6 +48,12 @@ def test_positions_only_refuses_indices_outside_the_observation():
 SMOKE = [
     pytest.param(("env=novel",), {}, None, id="novel-CartPoleNoVel"),
     pytest.param(("env=novel",), {"env.id": "PendulumNoVel-v1"}, None, id="novel-PendulumNoVel"),
+    pytest.param(
+        ("env=novel",),
+        {"env.id": "MountainCarContinuousNoVel-v0"},
+        None,
+        id="novel-MountainCarContinuousNoVel",
+    ),
     pytest.param(("env=masked_mujoco",), {}, "mujoco", marks=MUJOCO, id="mujoco-HalfCheetahNoVel"),
     pytest.param(
         ("env=masked_mujoco",), {"env.id": "HopperNoVel-v5"}, "mujoco", marks=MUJOCO, id="mujoco-HopperNoVel"

@@ -123,3 +123,20 @@ def test_procgen_memory_mode_needs_a_memory_game():
     with pytest.raises(ValueError, match="no memory mode"):
         cfg = {"name": "procgen", "game": "coinrun", "distribution_mode": "memory"}
         make_vector_env(cfg, num_envs=NUM_ENVS, seed=0)
+
+
+@pytest.mark.popgym
+@pytest.mark.parametrize(
+    ("task", "difficulty"),
+    [
+        ("Concentration", "Easy"),
+        ("HigherLower", "Easy"),
+        ("PositionOnlyCartPole", "Medium"),
+        ("RepeatPrevious", "Medium"),
+    ],
+)
+def test_popgym_suite_tasks_build_and_step(task, difficulty):
+    """The POPGym suite's tasks beyond the memory suite's: ids only, through configs/env/popgym.yaml."""
+    pytest.importorskip("popgym")
+    episodes = _smoke({"name": "popgym", "id": task, "difficulty": difficulty}, steps=220)
+    assert episodes > 0  # Concentration Easy's episodes are 104 steps, HigherLower's 51

@@ -292,9 +292,10 @@ def test_defaults_are_sb3_contribs() -> None:
         **{k: p.default for k, p in inspect.signature(RecurrentActorCriticPolicy).parameters.items()},
     }
     defaults["lr"] = defaults["learning_rate"]
+    ours = {"lr_schedule": "constant", "clip_range_schedule": "constant", "normalize": False, "n_envs": None}
     for key, value in algo.items():
-        if key not in ("name", "policy", "net_arch"):
-            assert value == defaults[key], key
+        if key not in ("name", "preset", "policy", "net_arch"):
+            assert value == ours.get(key, defaults.get(key, "missing")), key
     assert cfg.core.name == "lstm" and algo.lstm_hidden_size == 256
 
 
@@ -449,3 +450,96 @@ def test_missing_sb3_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch) 
         train(rppo_cfg())
     with pytest.raises(ImportError, match="algo=rppo needs"):
         importlib.import_module("peers.sb3_vec_env")
+
+
+ZOO_IDS = ["CartPoleNoVel-v1", "PendulumNoVel-v1", "MountainCarContinuousNoVel-v0"]
+# rl-baselines3-zoo hyperparams/ppo_lstm.yml (038ab16), in our key names; lin_X is X with schedule linear.
+ZOO = {
+    "CartPoleNoVel-v1": {"n_envs": 8, "n_steps": 32, "batch_size": 256, "gae_lambda": 0.8, "gamma": 0.98,
+                         "n_epochs": 20, "ent_coef": 0.0, "lr": 0.001, "lr_schedule": "linear",
+                         "clip_range": 0.2, "clip_range_schedule": "linear"},
+    "PendulumNoVel-v1": {"n_envs": 4, "n_steps": 1024, "gae_lambda": 0.95, "gamma": 0.9, "n_epochs": 10,
+                         "ent_coef": 0.0, "lr": 0.001, "clip_range": 0.2, "use_sde": True,
+                         "sde_sample_freq": 4},
+    "MountainCarContinuousNoVel-v0": {"normalize": True, "n_envs": 1, "batch_size": 256, "n_steps": 8,
+                                      "gamma": 0.9999, "lr": 7.77e-05, "ent_coef": 0.00429,
+                                      "clip_range": 0.1, "n_epochs": 10, "gae_lambda": 0.9,
+                                      "max_grad_norm": 5, "vf_coef": 0.19, "use_sde": True,
+                                      "log_std_init": -3.29, "ortho_init": False},
+}  # fmt: skip
+
+
+def zoo_algo(env_id: str, *overrides: str, algo: str = "rppo_zoo") -> DictConfig:
+    """The composed, resolved config of ``algo`` on ``env=novel env.id=<env_id>``."""
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["env=novel", f"env.id={env_id}", f"algo={algo}", *overrides])
+    OmegaConf.resolve(cfg)
+    return cfg
+
+
+@pytest.mark.parametrize("env_id", ZOO_IDS)
+def test_zoo_presets_compose_to_the_zoos_settings(env_id: str) -> None:
+    """algo=rppo_zoo picks the zoo's preset by env.id; what the zoo leaves out stays sb3-contrib's."""
+    cfg = zoo_algo(env_id)
+    defaults = OmegaConf.to_container(zoo_algo(env_id, algo="rppo").algo)
+    algo = OmegaConf.to_container(cfg.algo)
+    assert algo["name"] == "rppo" and algo["preset"] == "zoo" and cfg.core.name == "lstm"
+    for key, value in algo.items():
+        want = ZOO[env_id].get(key, defaults[key] if key not in ("preset", "lstm_hidden_size") else value)
+        assert value == want, key
+    assert algo["lstm_hidden_size"] == 256  # sb3-contrib's, which the zoo keeps for these envs
+
+
+@needs_sb3
+def test_zoo_keys_are_recurrent_ppos_or_its_policys() -> None:
+    """Every key of the peer's config is a RecurrentPPO or policy argument, or one of ours mapped
+    onto them (model_kwargs), so a preset cannot set something SB3 never sees."""
+    import inspect
+
+    from sb3_contrib import RecurrentPPO
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    from peers.recurrent_ppo import RecurrentPPOConfig
+
+    sb3 = set(inspect.signature(RecurrentPPO).parameters) | set(
+        inspect.signature(RecurrentActorCriticPolicy).parameters
+    )
+    ours = {"name", "preset", "policy", "n_envs", "lr", "lr_schedule", "clip_range_schedule", "normalize"}
+    for env_id in ZOO_IDS:
+        algo = zoo_algo(env_id).algo
+        assert set(algo) - ours <= sb3, set(algo) - ours - sb3
+        kwargs = RecurrentPPOConfig.from_config(algo).model_kwargs()
+        assert set(kwargs) <= set(inspect.signature(RecurrentPPO).parameters)
+        assert set(kwargs["policy_kwargs"]) <= set(inspect.signature(RecurrentActorCriticPolicy).parameters)
+
+
+def test_zoo_preset_for_an_env_it_does_not_tune_fails() -> None:
+    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=["env=novel", "env.id=CartPole-v1", "algo=rppo_zoo"])
+    with pytest.raises(Exception, match="CartPole-v1"):
+        OmegaConf.resolve(cfg)
+
+
+@needs_sb3
+def test_zoo_mountaincar_normalizes_and_resumes_its_statistics(tmp_path: Path) -> None:
+    """The zoo's normalize: true is SB3's VecNormalize; its statistics are saved beside the
+    checkpoint and loaded on resume; the zoo's n_envs and linear schedules reach the model."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from peers.recurrent_ppo import NORMALIZE_NAME, LinearSchedule, make_model
+
+    small = ("total_steps=64", "core.hidden_size=8", "progress=false", "torch_threads=1")
+    cfg = zoo_algo("MountainCarContinuousNoVel-v0", *small)
+    summary = train(cfg, run_dir=tmp_path / "run")
+    stats = tmp_path / "run" / NORMALIZE_NAME
+    assert summary["global_step"] == 64 and stats.is_file()
+    saved = VecNormalize.load(str(stats), make_model(cfg, torch.device("cpu")).get_env().venv)
+    assert saved.obs_rms.count > 64  # updated on every step (plus the resets)
+    cfg.total_steps, cfg.resume = 96, str(tmp_path / "run" / "checkpoint.zip")
+    assert train(cfg, run_dir=tmp_path / "resumed")["global_step"] == 96
+    model = make_model(cfg, torch.device("cpu"))
+    assert model.n_envs == 1 and isinstance(model.get_env(), VecNormalize)
+    cart = zoo_algo("CartPoleNoVel-v1", *small)
+    model = make_model(cart, torch.device("cpu"))
+    assert model.n_envs == 8 and isinstance(model.learning_rate, LinearSchedule)
+    assert model.learning_rate(0.5) == pytest.approx(0.0005) and model.clip_range(0.25) == pytest.approx(0.05)

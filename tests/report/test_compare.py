@@ -322,3 +322,51 @@ def test_missing_extra_says_how_to_install(runs_root: Path) -> None:
     runs = load_runs([runs_root])
     with mock.patch.dict(sys.modules, {"rliable": None}), pytest.raises(ImportError, match=r"\[compare\]"):
         summarize(runs)
+
+
+def test_references_print_beside_the_rows_and_stay_out_of_everything(runs_root: Path, tmp_path: Path) -> None:
+    """A published reference far above every run changes no statistic: not the aggregate, the
+    observed bounds or the rows; it shows under its env, marked as published."""
+    need_rliable()
+    from report.references import load_references, parse_references
+
+    refs = tmp_path / "refs.yaml"
+    refs.write_text(
+        yaml.safe_dump(
+            {"references": [{"env": "recall:delay12-cues4", "value": 99.0, "budget": 100_000,
+                             "agent": "Paper agent", "source": "Some paper, Table 2"}]}
+        )
+    )  # fmt: skip
+    assert load_references(refs)[0].value == 99.0 and load_references(refs)[0].budget == 100_000
+    plain, with_refs = tmp_path / "plain", tmp_path / "refs"
+    assert main([str(runs_root), "--out", str(plain), "--reps", "300"]) == 0
+    assert main([str(runs_root), "--out", str(with_refs), "--reps", "300", "--references", str(refs)]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (plain, with_refs))
+    for key in ("rows", "aggregate", "aggregate_envs", "bounds"):
+        assert a[key] == b[key], key
+    assert b["references"][0]["agent"] == "Paper agent"
+    markdown = (with_refs / "summary.md").read_text()
+    section = markdown.split("## recall:delay12-cues4")[1]
+    assert (
+        "Published references" in section
+        and "| Paper agent | 99 | 100,000 | Some paper, Table 2 |" in section
+    )
+    for bad, match in [
+        ([{"env": "e", "value": 1.0, "agent": "a"}], "missing"),
+        ([{"env": "e", "value": "x", "agent": "a", "source": "s"}], "value must be a number"),
+        ([{"env": "e", "value": 1.0, "agent": "a", "source": "s", "budget": -5}], "budget"),
+        ({"env": "e"}, "must be a list"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            parse_references(bad)
+
+
+def test_aggregate_leaves_out_an_agent_run_on_few_envs() -> None:
+    from report.stats import aggregate_set
+
+    finished = {(env, agent): 3 for env in ("a", "b", "c") for agent in ("x", "y")}
+    assert aggregate_set(finished) == (["a", "b", "c"], ["x", "y"])  # all ran all: everything
+    finished[("a", "preset")] = 3  # a preset that exists for one env
+    assert aggregate_set(finished) == (["a", "b", "c"], ["x", "y"])
+    assert aggregate_set(finished, ["a"]) == (["a"], ["preset", "x", "y"])
+    assert aggregate_set({}) == ([], [])
