@@ -35,12 +35,16 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import torch
 torch.set_num_threads({threads})
 from benchmarks.common import build_learner
-learner, cfg = build_learner({overrides!r})
+learner, cfg = build_learner({overrides!r}, device={device!r})
 for _ in range({warmup}):
     learner.update(learner.collect())
+if {device!r} != "cpu":
+    torch.cuda.synchronize()
 t0 = time.perf_counter()
 for _ in range({iterations}):
     learner.update(learner.collect())
+if {device!r} != "cpu":
+    torch.cuda.synchronize()
 steps = {iterations} * cfg.num_envs * cfg.algo.rollout_len
 print("STEPS_PER_S", steps / (time.perf_counter() - t0))
 """
@@ -49,7 +53,11 @@ print("STEPS_PER_S", steps / (time.perf_counter() - t0))
 def steps_per_second(tree: Path, overrides: list[str], args: argparse.Namespace) -> float:
     """One timed process in ``tree``: steps/s of training iterations."""
     code = SNIPPET.format(
-        threads=args.threads, overrides=overrides, warmup=args.warmup, iterations=args.iterations
+        threads=args.threads,
+        overrides=overrides,
+        device=args.device,
+        warmup=args.warmup,
+        iterations=args.iterations,
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=tree, capture_output=True, text=True, check=False)
     for line in out.stdout.splitlines():
@@ -68,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--iterations", type=int, default=150, help="timed iterations per process")
     p.add_argument("--warmup", type=int, default=10, help="untimed iterations per process")
     p.add_argument("--threads", type=int, default=1, help="torch threads (train.py's default: 1)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     args = p.parse_args(argv)
     clock = Stopwatch()
     sha = subprocess.run(

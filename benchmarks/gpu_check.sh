@@ -22,6 +22,8 @@
 #   with 2 GPUs or more: a 2-GPU torchrun job and benchmarks.scaling on recall              60+120
 #   benchmarks.rules --device cuda                                                          90
 #   recall at N = 256, RTRL and TBPTT: the learner's cost per step, target RTRL <= 1.2x     40+40
+#   issue 17: benchmarks.against the commit before it, the default job compiled, and
+#     benchmarks.floor (rtrl-elstm and tbptt-lstm at B 16, 256, 1024)                       90+60+90
 #   benchmarks.kf_floor and benchmarks.atari with --device cuda                             45+75
 set -u
 cd "$(dirname "$0")/.."
@@ -102,6 +104,14 @@ step bench_rules 90 "$PY" -m benchmarks.rules --device cuda --repeats 5 --uoro-m
 step recall_rtrl_n256 40 "${TRAIN[@]}" total_steps=12000 core.hidden_size=256 algo=rtrl
 step recall_tbptt_n256 40 "${TRAIN[@]}" total_steps=12000 core.hidden_size=256 algo=tbptt
 
+# issue 17's targets on the GPU: (a) the default job against the commit before the issue (needs
+# the git history; skipped where the tree came without it), and with algo.compile; (c) the floor
+if git rev-parse -q --verify 2c7d01c >/dev/null 2>&1; then
+  step against_2c7d01c 90 "$PY" -m benchmarks.against 2c7d01c --device cuda --rounds 3 --iterations 100
+fi
+step recall_compile 60 "${TRAIN[@]}" total_steps=30000 algo.compile=true
+step bench_floor 90 "$PY" -m benchmarks.floor --device cuda --agents rtrl-elstm tbptt-lstm --envs 16 256 1024
+
 step bench_kf_floor 45 "$PY" -m benchmarks.kf_floor --device cuda --repeats 11
 step bench_atari 75 "$PY" -m benchmarks.atari --device cuda --quick
 
@@ -116,6 +126,9 @@ step bench_atari 75 "$PY" -m benchmarks.atari --device cuda --quick
   echo "| recall default job, steps/s | $(sps train_recall) | |"
   echo "| recall N=256 steps/s, RTRL / TBPTT | $(sps recall_rtrl_n256) / $(sps recall_tbptt_n256) | |"
   echo "| RTRL cost per step x TBPTT, N=256 | $(ratio "$(sps recall_tbptt_n256)" "$(sps recall_rtrl_n256)") | <= 1.2 |"
+  echo "| recall default job with algo.compile=true, steps/s (compile included) | $(sps recall_compile) | |"
+  echo "| default job x the commit before issue 17 | $(grep -Eo '^×2c7d01c: [0-9.]+' "$OUT/against_2c7d01c.log" 2>/dev/null | grep -Eo '[0-9.]+$') | >= 2.5 |"
+  echo "| rtrl-elstm at B=256, % of the compute floor | $(grep -E '^rtrl-elstm +256 ' "$OUT/bench_floor.log" | grep -Eo '[0-9]+%$') | >= 25% |"
   echo "| Atari (16 envs, N=256) steps/s | $(sps train_atari) | |"
   echo "| Atari at CleanRL's settings, RTRL eLSTM steps/s | $(sps cleanrl_rtrl_elstm) | >= 525 |"
   echo "| Atari at CleanRL's settings, TBPTT LSTM steps/s | $(sps cleanrl_tbptt_lstm) | >= 525 |"

@@ -475,3 +475,28 @@ def test_rule_state_and_rollout_live_on_the_core_device(device, core, rule):
     learner.update(ro)
     check(learner.rstate)
     assert all(p.device == param.device for p in learner.agent.parameters())
+
+
+def test_compiled_minibatch_takes_the_same_step_without_graph_breaks(monkeypatch):
+    # algo.compile wraps the minibatch's forward and loss in torch.compile; dynamo's "eager"
+    # backend keeps the traced ops as they are, so the step must equal the plain one, and the
+    # whole chunk (encoder, core steps with the carried state, heads, loss) must be one graph.
+    import functools
+
+    import torch._dynamo
+
+    monkeypatch.setattr(torch, "compile", functools.partial(torch.compile, backend="eager"))
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    plain, compiled = (make_learner(update="ppo", num_envs=4, compile=c) for c in (False, True))
+    ro = plain.collect()
+    for learner in (plain, compiled):
+        torch.manual_seed(1)  # the same minibatches
+        learner.update(ro)
+    after, want = params_of(compiled), params_of(plain)
+    for k in want:
+        torch.testing.assert_close(after[k], want[k], rtol=1e-6, atol=1e-7, msg=k)
+    for k, v in plain.rstate.traces.items():
+        torch.testing.assert_close(compiled.rstate.traces[k], v, rtol=1e-6, atol=1e-7, msg=k)
+    assert not torch._dynamo.utils.counters["graph_break"]
+    assert compiled._chunk_loss is not compiled.chunk_loss
