@@ -139,9 +139,7 @@ class Learner:
         # Fused Adam takes the non-finite flag as a tensor and skips the step itself (as it does
         # for GradScaler): no host sync per minibatch. Other optimisers are skipped on the host.
         self.skips_on_device = cfg.optimizer == "adam" and cfg.fused_optimizer
-        self._chunk_loss = (
-            torch.compile(self.chunk_loss, dynamic=False) if cfg.compile else self.chunk_loss
-        )
+        self._chunk_loss = torch.compile(self.chunk_loss, dynamic=False) if cfg.compile else self.chunk_loss
         self.global_step = 0  # environment steps, summed over envs
         self.updates = 0
         self.skipped_updates = 0
