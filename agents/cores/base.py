@@ -81,6 +81,26 @@ class ElementwiseCore(RecurrentCore):
         """The local derivatives of the step(s) in ``record``; any leading dims, e.g. (M, B)."""
         raise NotImplementedError
 
+    def unroll_chunk(
+        self, xs: Tensor, state: Tensor, keeps: Tensor | None = None, record: bool = True
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """A chunk of steps with autograd. xs: (M, B, D); keeps: (M, B), 0 where the state is
+        reset before step t (None: never). Returns outs (M, B, N), the state after the last step,
+        and, if ``record``, the steps' records stacked per field, (M, B, ·) (else ()).
+
+        This reference loops over ``step_with_record``; a core may override it with a faster
+        equivalent (ELSTM does), held equal to this loop by a float64 test."""
+        outs, records = [], []
+        # unbind, not xs[t]: each slice's backward would zero-fill a whole (M, B, D) gradient
+        for t, x in enumerate(xs.unbind(0)):
+            if keeps is not None:
+                state = state * keeps[t][:, None]
+            out, state, step_record = self.step_with_record(x, state)
+            outs.append(out)
+            records.append(step_record)
+        stacked = tuple(torch.stack(field) for field in zip(*records, strict=True)) if record else ()
+        return torch.stack(outs), state, stacked
+
     def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
         """One step's out and state, and its local derivatives (detached)."""
         out, new, record = self.step_with_record(x, state)

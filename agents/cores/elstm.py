@@ -53,6 +53,21 @@ class ELSTM(ElementwiseCore):
         c = f * state + (1 - f) * z
         return self._readout(x, c), c, (x.detach(), state.detach(), f.detach(), z.detach())
 
+    def unroll_chunk(
+        self, xs: Tensor, state: Tensor, keeps: Tensor | None = None, record: bool = True
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """The chunk in three parts, equal to the step loop (``ElementwiseCore.unroll_chunk``):
+        the input projections F x_t + b_f and Z x_t + b_z of all M steps in one matmul each, the
+        cell recurrence as one autograd node (``_CellRecurrence``: its loop runs without building a
+        graph, and its backward is written out), and the readout of all steps in one matmul."""
+        u_f = F.linear(xs, self.F, self.b_f)  # (M, B, N)
+        u_z = F.linear(xs, self.Z, self.b_z)
+        if keeps is None:
+            keeps = xs.new_ones(xs.shape[:2])
+        cs, c_prev, f, z = _CellRecurrence.apply(u_f, u_z, self.w_f, self.w_z, state, keeps)
+        outs = self._readout(xs, cs)
+        return outs, cs[-1], ((xs.detach(), c_prev, f, z) if record else ())
+
     @torch.no_grad()
     def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
         """docs/algorithms.md §1, from record = (x, c_{t-1}, f, z):
@@ -67,3 +82,52 @@ class ELSTM(ElementwiseCore):
             coef={"F": phi, "Z": zeta, "w_f": phi * c_prev, "w_z": zeta * c_prev, "b_f": phi, "b_z": zeta},
             inputs={"F": x, "Z": x, "w_f": None, "w_z": None, "b_f": None, "b_z": None},
         )
+
+
+class _CellRecurrence(torch.autograd.Function):
+    """eLSTM's cell over a chunk, with u^f_t = F x_t + b_f and u^z_t = Z x_t + b_z given and
+    c̃_{t-1} = keep_t ⊙ c_{t-1} (0 after a reset):
+
+        f_t = σ(u^f_t + w_f ⊙ c̃_{t-1}),  z_t = tanh(u^z_t + w_z ⊙ c̃_{t-1}),
+        c_t = f_t ⊙ c̃_{t-1} + (1 − f_t) ⊙ z_t
+
+    Backward, from g_t = dL/dc_t (its own gradient plus what c_{t+1} sends back), t = M … 1:
+
+        ∂u^f_t = g_t ⊙ (c̃_{t-1} − z_t) ⊙ f_t ⊙ (1 − f_t),   ∂u^z_t = g_t ⊙ (1 − f_t) ⊙ (1 − z_t²)
+        ∂w_f += Σ_b ∂u^f_t ⊙ c̃_{t-1},                       ∂w_z += Σ_b ∂u^z_t ⊙ c̃_{t-1}
+        dL/dc_{t-1} = keep_t ⊙ (g_t ⊙ f_t + ∂u^f_t ⊙ w_f + ∂u^z_t ⊙ w_z)
+
+    Returns (c_t, c̃_{t-1}, f_t, z_t) stacked over the chunk, (M, B, N) each; the last three are
+    the records of exact RTRL's trace advance and carry no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, u_f, u_z, w_f, w_z, c, keeps):
+        cs, c_prev, fs, zs = [], [], [], []
+        for t in range(u_f.shape[0]):
+            c = c * keeps[t][:, None]
+            f = torch.sigmoid(u_f[t] + w_f * c)
+            z = torch.tanh(u_z[t] + w_z * c)
+            c_prev.append(c)
+            c = f * c + (1 - f) * z
+            cs.append(c)
+            fs.append(f)
+            zs.append(z)
+        out = tuple(torch.stack(v) for v in (cs, c_prev, fs, zs))
+        ctx.save_for_backward(w_f, w_z, keeps, *out[1:])
+        ctx.mark_non_differentiable(*out[1:])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_cs, *_):
+        w_f, w_z, keeps, c_prev, fs, zs = ctx.saved_tensors
+        d_uf, d_uz = torch.empty_like(fs), torch.empty_like(zs)
+        carry = torch.zeros_like(grad_cs[0])
+        for t in reversed(range(fs.shape[0])):
+            g, f, z = grad_cs[t] + carry, fs[t], zs[t]
+            d_uf[t] = g * (c_prev[t] - z) * f * (1 - f)
+            d_uz[t] = g * (1 - f) * (1 - z * z)
+            carry = (g * f + d_uf[t] * w_f + d_uz[t] * w_z) * keeps[t][:, None]
+        d_wf = (d_uf * c_prev).sum((0, 1))
+        d_wz = (d_uz * c_prev).sum((0, 1))
+        return d_uf, d_uz, d_wf, d_wz, carry, None

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call
 
-from agents.cores.base import RecurrentCore
+from agents.cores.base import ElementwiseCore, RecurrentCore
 
 __all__ = ["Rule", "RuleState", "functional_state_step"]
 
@@ -66,6 +66,9 @@ class Rule:
 
     #: whether the rule carries credit from before a chunk (False only for TBPTT)
     carries_credit: bool = True
+    #: whether ``run`` may hand an element-wise core the whole chunk (``unroll_chunk``), whose
+    #: records, stacked per field, are what ``_advance`` takes
+    chunks_on_core: bool = False
 
     def __init__(self, core: RecurrentCore) -> None:
         self.core = core
@@ -132,7 +135,13 @@ class Rule:
         """The chunk's steps with autograd, from ``state`` (as ``attach`` returns it).
 
         Returns outs (M, B, N), the state after the last step (not detached), and, if ``record``,
-        what ``advance`` needs per step (else empty lists)."""
+        what ``advance`` needs per step (else empty lists). A rule with ``chunks_on_core`` hands an
+        element-wise core the whole chunk: records are then stacked per field, (M, B, ·), and
+        keeps is one (M, B) tensor or None."""
+        if self.chunks_on_core and isinstance(self.core, ElementwiseCore):
+            keep = None if episode_starts is None else (~episode_starts).to(state.dtype)
+            outs, state, stacked = self.core.unroll_chunk(xs, state, keep, record)
+            return outs, state, list(stacked), [keep] if record else []
         outs, records, keeps = [], [], []
         # unbind, not xs[t]: each slice's backward would zero-fill a whole (M, B, D) gradient
         for t, x in enumerate(xs.unbind(0)):

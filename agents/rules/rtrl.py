@@ -48,6 +48,7 @@ class RTRL(Rule):
                 "use method='dense' (small cores), KFRTRL (RHN), UORO or TBPTT"
             )
         self.method = method
+        self.chunks_on_core = method == "elementwise"
         self._state_step = functional_state_step(core)
 
     # --- traces ---------------------------------------------------------------------------
@@ -102,11 +103,12 @@ class RTRL(Rule):
         records: list[tuple[Tensor, ...]],
         keeps: Sequence[Tensor | None],
     ) -> dict[str, Tensor]:
-        # the local derivatives of all M steps at once, (M, B, ·): a few ops per chunk, not per step
-        terms = self.core.local_terms(tuple(torch.stack(field) for field in zip(*records, strict=True)))
+        # records: the chunk's fields stacked, (M, B, ·), and keeps: [(M, B) or None] (Rule.run);
+        # the local derivatives of all M steps at once: a few ops per chunk, not per step
+        terms = self.core.local_terms(tuple(records))
         a = terms.a  # (M, B, K)
         if keeps[0] is not None:
-            a = a * torch.stack(keeps)[:, :, None]
+            a = a * keeps[0][:, :, None]
         # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
         through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
         # Products that decayed below sqrt(smallest normal) carry no credit worth keeping; left

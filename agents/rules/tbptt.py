@@ -16,6 +16,7 @@ class TBPTT(Rule):
     """
 
     carries_credit = False
+    chunks_on_core = True
 
     def _initial_traces(self, batch_size: int):
         return {}

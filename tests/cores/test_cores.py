@@ -187,3 +187,34 @@ def test_step_terms_are_the_autograd_derivatives(name):
         local = coef if xin is None else coef[:, :, None] * xin[:, None, :]  # (B, K, *p.shape[1:])
         want = eye.view(1, k, k, *[1] * (p.dim() - 1)) * local[:, None]
         torch.testing.assert_close(jac, want.to(jac.dtype), rtol=1e-12, atol=1e-13, msg=name_p)
+
+
+# --- the chunked unroll -----------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["elstm", "rtu"])
+@pytest.mark.parametrize("resets", [False, True])
+def test_unroll_chunk_equals_the_step_loop(name, resets):
+    """A core's ``unroll_chunk`` (ELSTM: projections and readout batched, the cell one autograd node
+    with a written-out backward) gives the step loop's outputs, end state, records and gradients."""
+    from agents.cores.base import ElementwiseCore
+
+    core, m = make(name), 5
+    torch.manual_seed(1)
+    xs0, state0 = torch.randn(m, B, D, dtype=DT), torch.randn(B, core.state_size, dtype=DT)
+    keeps = (torch.rand(m, B) > 0.3).to(DT) if resets else None
+    w = torch.randn(m, B, core.hidden_size, dtype=DT)  # a generic loss Σ w ⊙ out + Σ end state²
+    results = []
+    for unroll in (core.unroll_chunk, lambda *a: ElementwiseCore.unroll_chunk(core, *a)):
+        xs, state = xs0.clone().requires_grad_(), state0.clone().requires_grad_()
+        outs, end, records = unroll(xs, state, keeps, True)
+        loss = (w * outs).sum() + (end**2).sum()
+        params = list(core.parameters())
+        grads = torch.autograd.grad(loss, [xs, state, *params])
+        results.append((outs, end, records, grads))
+    (outs, end, records, grads), (want_outs, want_end, want_records, want_grads) = results
+    torch.testing.assert_close(outs, want_outs, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(end, want_end, rtol=1e-10, atol=1e-12)
+    for got, want in zip(records, want_records, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+    names = ["xs", "state", *(n for n, _ in core.named_parameters())]
+    for name_, got, want in zip(names, grads, want_grads, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name_)
