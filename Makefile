@@ -24,7 +24,7 @@ install: $(BIN)/python
 
 install-test: $(BIN)/python
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[test,atari,popgym,sb3,procgen,video,minigrid,mujoco,compare,suite]"
+	$(BIN)/pip install -q -e ".[test,atari,popgym,sb3,procgen,video,minigrid,mujoco,compare,suite,tune]"
 
 train: install
 	$(BIN)/python train.py $(ARGS)

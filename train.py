@@ -23,9 +23,11 @@ from jobs import train
 
 
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> float:
+    """One job; returns its final mean return (the summary's ep_rew_mean), the objective that a
+    sweeper such as Hydra's Optuna sweeper (``-m hydra/sweeper=optuna``) maximises."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    train(cfg)
+    return float(train(cfg)["ep_rew_mean"])
 
 
 if __name__ == "__main__":

@@ -190,6 +190,11 @@ class DataParallel:
         weighted by valid-step counts, advantages normalised across ranks). No-op in one process."""
         if self.world_size == 1:
             return
+        if learner.obs_stats or learner.reward_scaler is not None:
+            raise ValueError(
+                "algo.normalize_obs / algo.normalize_reward keep running statistics of one "
+                "process's envs, which the ranks do not share: train without torchrun, or turn them off"
+            )
         self._params = list(learner.agent.parameters())
         with torch.no_grad():
             for p in self._params:

@@ -2,6 +2,12 @@
 
 python -m agents.evaluate runs/recall/rtrl-elstm/seed0-.../checkpoint.pt --episodes 100
 python -m agents.evaluate CHECKPOINT --episodes 5 --video videos/   # needs the video extra
+
+The policy sees observations as it did in training: a checkpoint's saved observation statistics
+(``algo.normalize_obs``; a streaming run's ``algo.obs_norm``) normalise them, frozen. A streaming
+checkpoint's policy network is rebuilt as stream AC(λ) builds it (its LayerNorms hold no weights,
+so a plain network would load the same weights and compute something else). Rewards are never
+scaled here: the returns are the env's own.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ from agents.checkpoint import load_checkpoint
 from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.rules import TBPTT
+from agents.stream import StreamConfig, make_stream_networks
 from envs import make_vector_env
 
-__all__ = ["evaluate"]
+__all__ = ["evaluate", "evaluation_runner"]
 
 
 def evaluate(
@@ -50,14 +57,7 @@ def evaluate(
         from gymnasium.wrappers.vector import RecordVideo
 
         envs = RecordVideo(envs, str(video_dir), episode_trigger=lambda _: True)
-    torch_device = torch.device(device)
-    agent = ActorCritic.from_config(
-        cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
-    ).to(torch_device)
-    agent.load_state_dict(payload["agent"])
-    agent.eval()
-    # The learner's collect() holds the episode-boundary logic; TBPTT carries no traces.
-    runner = Learner(agent, TBPTT(agent.core), envs, LearnerConfig(rollout_len=32), torch_device)
+    runner = evaluation_runner(payload, cfg, envs, torch.device(device))
     runner.episode_returns = []  # unbounded: keep every finished episode
     runner.episode_lengths = []
     while len(runner.episode_returns) < episodes:
@@ -72,6 +72,33 @@ def evaluate(
         "return_std": float(returns.std()),
         "length_mean": float(lengths.mean()),
     }
+
+
+def evaluation_runner(
+    payload: dict[str, Any], cfg: Any, envs: Any, device: torch.device, rollout_len: int = 32
+) -> Learner:
+    """A learner that only acts: the checkpoint's policy network and, if it was trained with them,
+    its observation statistics (frozen). Its ``collect()`` holds the episode-boundary logic; TBPTT
+    carries no traces."""
+    obs_space, action_space = envs.single_observation_space, envs.single_action_space
+    saved = payload.get("normalization", {}).get("obs")
+    if cfg.algo.name == "stream":
+        stream_cfg = StreamConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
+        agent = make_stream_networks(cfg.core, cfg.policy, obs_space, action_space, stream_cfg)[0]
+        if saved is not None:
+            saved = {"": saved}  # the streaming learner keeps one set, for a flat float Box
+    else:
+        agent = ActorCritic.from_config(cfg.core, cfg.policy, obs_space, action_space)
+    agent = agent.to(device)
+    agent.load_state_dict(payload["agent"])
+    agent.eval()
+    learner_cfg = LearnerConfig(rollout_len=rollout_len, normalize_obs=saved is not None)
+    runner = Learner(agent, TBPTT(agent.core), envs, learner_cfg, device)
+    if saved is not None:
+        runner.load_normalization_state({"obs": saved})
+        runner.freeze_obs_stats = True
+        runner.reset_envs(seed=None)  # the first observations again, normalised by the saved statistics
+    return runner
 
 
 def main() -> None:

@@ -20,11 +20,12 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
 from agents.losses import LossTerms, actor_critic_loss, gae, normalize
+from agents.normalization import RewardScaler, RunningMeanStd
 from agents.observations import Observation, map_obs, obs_to_tensor, stack_obs
 from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
 
-__all__ = ["Learner", "LearnerConfig", "Rollout"]
+__all__ = ["Learner", "LearnerConfig", "Rollout", "observation_statistics"]
 
 
 @dataclass
@@ -54,6 +55,10 @@ class LearnerConfig:
     # per-tensor loop), which also skips a non-finite step on the device; RMSprop: multi-tensor
     compile: bool = False  # torch.compile the minibatch's forward and loss (configs/learner/default.yaml
     # says when it pays)
+    normalize_obs: bool = False  # running mean/std of flat float observations (Dict: its flat float
+    # Box parts); refused for a space with none
+    normalize_reward: bool = False  # GAE's rewards / running std of the discounted return; the
+    # logged episode returns and the core's prev_reward input stay raw
 
     def __post_init__(self) -> None:
         if self.update not in ("a2c", "ppo"):
@@ -150,6 +155,12 @@ class Learner:
         self.average_gradients: Callable[[Tensor], None] | None = None
         self.episode_returns: deque[float] = deque(maxlen=100)
         self.episode_lengths: deque[int] = deque(maxlen=100)
+        # Normalisation (agents/normalization.py): running statistics, updated with every
+        # observation the envs return unless frozen (evaluation), and saved in the checkpoint.
+        space = envs.single_observation_space
+        self.obs_stats = observation_statistics(space, device) if cfg.normalize_obs else {}
+        self.freeze_obs_stats = False
+        self.reward_scaler = RewardScaler(self.num_envs, cfg.gamma, device) if cfg.normalize_reward else None
         self.rstate = rule.initial_state(self.num_envs)
         self.reset_envs(seed=None)
 
@@ -157,12 +168,28 @@ class Learner:
     def reset_envs(self, seed: int | None) -> None:
         """Start every environment afresh; their states and traces are reset on the first step."""
         obs, _ = self.envs.reset(seed=seed)
-        self.obs = self._to_tensor(obs)
+        self.obs = self._observe(obs)
         b = self.num_envs
         self.episode_start = torch.ones(b, dtype=torch.bool, device=self.device)
         self.pending_reset = torch.zeros(b, dtype=torch.bool, device=self.device)
         self.prev_action = self._to_tensor(np.zeros((b, *self._action_shape()), self._action_dtype()))
         self.prev_reward = torch.zeros(b, device=self.device)
+        if self.reward_scaler is not None:  # fresh episodes: their discounted returns start at 0
+            self.reward_scaler.returns.zero_()
+
+    def _observe(self, obs: Any, update: bool = True) -> Observation:
+        """A raw observation batch as a tensor, its flat float parts normalised by the running
+        statistics (added to them first, if ``update`` and not frozen; non-finite rows never are)."""
+        obs = self._to_tensor(obs)
+        if not self.obs_stats:
+            return obs
+        update = update and not self.freeze_obs_stats
+        parts = obs if isinstance(obs, dict) else {"": obs}
+        for key, stats in self.obs_stats.items():
+            if update:
+                stats.update(parts[key])
+            parts[key] = stats.normalize(parts[key])
+        return parts if isinstance(obs, dict) else parts[""]
 
     def _action_shape(self) -> tuple[int, ...]:
         return self.envs.single_action_space.shape or ()
@@ -196,13 +223,15 @@ class Learner:
             reward_t = self._to_tensor(reward).float()
             term_t, trunc_t = self._to_tensor(term).bool(), self._to_tensor(trunc).bool()
             gae_reward, gae_term = reward_t, term_t
+            if self.reward_scaler is not None:  # GAE's rewards only: the logged returns stay raw
+                gae_reward = self.reward_scaler(reward_t, term_t | trunc_t, ~self.pending_reset)
             cut = np.asarray(trunc, bool) & ~np.asarray(term, bool)  # host arrays: no device sync
             if not self.next_step_autoreset and cut.any():
                 # SAME_STEP: next_obs already begins the next episode, so a truncated episode is
                 # bootstrapped here, as SB3 does: r_t + γ V(final obs), then no later bootstrap.
                 cut_t = self._to_tensor(cut)
                 final_value = self._final_value(info, next_obs, cut, state, action, reward_t, value)
-                gae_reward = reward_t + self.cfg.gamma * torch.where(cut_t, final_value, 0.0)
+                gae_reward = gae_reward + self.cfg.gamma * torch.where(cut_t, final_value, 0.0)
                 gae_term = term_t | cut_t
             for key, val in (
                 ("obs", self.obs),
@@ -225,7 +254,7 @@ class Learner:
                 self.episode_start, self.pending_reset = self.pending_reset, ended
             else:
                 self.episode_start = ended
-            self.obs, self.prev_action, self.prev_reward = self._to_tensor(next_obs), action, reward_t
+            self.obs, self.prev_action, self.prev_reward = self._observe(next_obs), action, reward_t
             self.global_step += self.num_envs
         start = self.episode_start
         x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
@@ -255,7 +284,7 @@ class Learner:
         rows = np.nonzero(cut & np.asarray(info.get("_final_obs", cut), bool))[0]
         obs = _replace_rows(next_obs, final, rows)
         start = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        x = self.agent.core_input(self._to_tensor(obs), action, reward, start)
+        x = self.agent.core_input(self._observe(obs, update=False), action, reward, start)
         out, _ = self.agent.core(x, state)
         return self.agent.heads(out)[1]
 
@@ -419,7 +448,9 @@ class Learner:
 
     # --- checkpointing ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue: weights, optimiser, rule state and traces, counters, RNG."""
+        """Everything needed to continue: weights, optimiser, rule state and traces, counters, RNG,
+        and the normalisation statistics (``normalization``: ``obs`` by part, "" for a Box
+        observation; ``reward``), which evaluation applies as training did."""
         rng = {"torch": torch.get_rng_state()}
         if self.device.type == "cuda":  # this learner's GPU only: under torchrun, not every rank's
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
@@ -433,9 +464,34 @@ class Learner:
                 "skipped_updates": self.skipped_updates,
             },
             "rng": rng,
+            "normalization": self.normalization_state(),
         }
 
+    def normalization_state(self) -> dict[str, Any]:
+        """The normalisation statistics; empty when neither option is on."""
+        out: dict[str, Any] = {}
+        if self.obs_stats:
+            out["obs"] = {key: stats.state_dict() for key, stats in self.obs_stats.items()}
+        if self.reward_scaler is not None:
+            out["reward"] = self.reward_scaler.state_dict()
+        return out
+
+    def load_normalization_state(self, saved: dict[str, Any]) -> None:
+        """Restore ``normalization_state()``; the saved statistics must be those this learner keeps."""
+        mine = {"obs": sorted(self.obs_stats), "reward": self.reward_scaler is not None}
+        theirs = {"obs": sorted(saved.get("obs", {})), "reward": "reward" in saved}
+        if mine != theirs:
+            raise ValueError(
+                f"the checkpoint's normalisation statistics {theirs} are not this learner's {mine}: "
+                "resume with the algo.normalize_obs / algo.normalize_reward the run was trained with"
+            )
+        for key, stats in self.obs_stats.items():
+            stats.load_state_dict(saved["obs"][key])
+        if self.reward_scaler is not None:
+            self.reward_scaler.load_state_dict(saved["reward"])
+
     def load_state_dict(self, sd: dict[str, Any]) -> None:
+        self.load_normalization_state(sd.get("normalization", {}))
         self.agent.load_state_dict(sd["agent"])
         self.optimizer.load_state_dict(sd["optimizer"])
         rs = sd["rule_state"]
@@ -449,6 +505,29 @@ class Learner:
         torch.set_rng_state(sd["rng"]["torch"].cpu())
         if "cuda" in sd["rng"] and self.device.type == "cuda":
             torch.cuda.set_rng_state(sd["rng"]["cuda"].cpu(), self.device)
+
+
+def observation_statistics(
+    space: spaces.Space, device: torch.device | str | None
+) -> dict[str, RunningMeanStd]:
+    """Running statistics for the flat float parts of an observation space, by part: "" for a
+    1-D float Box, a Dict's keys for its 1-D float Box parts (images, discrete and binary parts
+    pass through). A space with no such part cannot be normalised: refused, naming it."""
+
+    def flat_float(s: spaces.Space) -> bool:
+        return isinstance(s, spaces.Box) and len(s.shape) == 1 and np.issubdtype(s.dtype, np.floating)
+
+    if flat_float(space):
+        return {"": RunningMeanStd(space.shape, device)}
+    parts = space.spaces if isinstance(space, spaces.Dict) else {}
+    stats = {key: RunningMeanStd(part.shape, device) for key, part in parts.items() if flat_float(part)}
+    if not stats:
+        raise ValueError(
+            f"algo.normalize_obs normalises flat float Box observations (or a Dict's flat float Box "
+            f"parts), and {space} has none: images, discrete and binary observations are not "
+            "normalised; leave algo.normalize_obs off"
+        )
+    return stats
 
 
 def _replace_rows(batch: Any, rows_from: Any, rows: np.ndarray) -> Any:

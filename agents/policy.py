@@ -54,7 +54,7 @@ class ActorCritic(nn.Module):
 
     Args:
         obs_space, action_space: the (single-env) gymnasium spaces.
-        core: core name ("elstm", "rhn", "rtu", "lstm", "gru"); ``core_kwargs`` e.g. depth.
+        core: core name ("elstm", "rhn", "rtu", "elstm_rtu", "lstm", "gru"); ``core_kwargs`` e.g. depth.
         hidden_size: N.
         encoder: "auto", "nature" or "impala" (images); ``mlp_hidden`` for vector observations.
         prev_action, prev_reward, start_flag: which extra inputs the core receives.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.cores import ELSTM, GRU, LSTM, RHN, RTU, RecurrentCore
+from agents.cores import ELSTM, ELSTMRTU, GRU, LSTM, RHN, RTU, RecurrentCore
 from agents.rules import KFRTRL, RTRL, TBPTT, UORO, Rule
 
 __all__ = ["CORES", "RULES", "make_core", "make_rule"]
@@ -13,6 +13,7 @@ CORES: dict[str, type[RecurrentCore]] = {
     "elstm": ELSTM,
     "rhn": RHN,
     "rtu": RTU,
+    "elstm_rtu": ELSTMRTU,
     "lstm": LSTM,
     "gru": GRU,
 }

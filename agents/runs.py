@@ -20,6 +20,7 @@ from tqdm import tqdm
 __all__ = [
     "StopFlag",
     "StopSignal",
+    "check_tuned",
     "default_run_dir",
     "nothing_to_train",
     "open_writer",
@@ -30,6 +31,30 @@ __all__ = [
     "write_config",
     "write_hparams",
 ]
+
+
+#: the algos a tuned preset's learner keys (LearnerConfig's) apply to
+TUNED_ALGOS = ("rtrl", "kfrtrl", "uoro", "tbptt")
+
+
+def check_tuned(cfg: DictConfig) -> None:
+    """A tuned preset (``+tuned=<task>``, configs/tuned/) holds for its task and our learner only:
+    a run whose env differs from the preset's ``tuned_env`` in any key it names, or whose algo is
+    not one of ours, refuses to start rather than train with values searched elsewhere."""
+    name, env = cfg.get("tuned"), cfg.get("tuned_env")
+    if name is None:
+        return
+    if cfg.algo.name not in TUNED_ALGOS:
+        raise ValueError(
+            f"tuned={name} sets the PPO learner's keys, which algo={cfg.algo.name} does not take; "
+            f"use one of {', '.join(TUNED_ALGOS)} or drop +tuned"
+        )
+    wrong = {k: cfg.env.get(k) for k, v in (env or {}).items() if cfg.env.get(k) != v}
+    if wrong:
+        raise ValueError(
+            f"tuned={name} holds for env {dict(env)}, and this run's env has {wrong}: "
+            "pick that env (see the preset's header) or drop +tuned"
+        )
 
 
 def resolve_device(name: str) -> torch.device:

@@ -2,7 +2,7 @@
 
 Read top to bottom: act, step, TD error, trace update, bounded step; one transition at a time, no
 rollout buffer and no replay. With a value network V_w and a policy network π_θ, each on top of its
-own recurrent core whose state h_t depends on every past input (ALGORITHMS.md §9):
+own recurrent core whose state h_t depends on every past input (docs/algorithms.md §8):
 
     δ_t   = r_{t+1} + γ (1 − term_{t+1}) V(h_{t+1}) − V(h_t)
     z_w   ← γλ z_w + ∇_w V(h_t)

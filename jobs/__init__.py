@@ -15,7 +15,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 from agents.distributed import DataParallel
-from agents.runs import StopFlag
+from agents.runs import StopFlag, check_tuned
 from agents.training import train_learner
 
 __all__ = ["train"]
@@ -27,6 +27,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None) -> dict[str, Any]:
     Under torchrun every rank calls this and gets the same summary; rank 0 alone writes."""
     stop = StopFlag()  # first, so that a signal during start-up also ends the run cleanly
     try:
+        check_tuned(cfg)
         if cfg.algo.name in ("rppo", "stream") and DataParallel.launched():
             raise ValueError(f"algo={cfg.algo.name} runs in one process: start it without torchrun")
         if cfg.algo.name == "rppo":  # the peer, sb3-contrib's RecurrentPPO: its own loop, same outputs

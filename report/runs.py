@@ -53,7 +53,10 @@ def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> st
 
     ``agent_keys`` are dotted config keys (e.g. ``algo.rollout_len``) that split agents further. A
     peer's ``algo.preset`` other than its library's defaults joins the algo: ``rppo-zoo-lstm`` is
-    RecurrentPPO with rl-zoo's settings, ``rppo-lstm`` with sb3-contrib's defaults.
+    RecurrentPPO with rl-zoo's settings, ``rppo-lstm`` with sb3-contrib's defaults. A run whose
+    learner keys came from a tuned preset (``+tuned=<task>``, which writes ``tuned: <task>``) is
+    ``<algo>-<core>+tuned``: its own row, never the defaults' (a task has one preset, so the rows
+    of several tasks line up as one agent).
     """
     algo = _get(config, "algo.name")
     preset = _get(config, "algo.preset")
@@ -63,6 +66,8 @@ def agent_label(config: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> st
     if algo == "stream" and _get(config, "algo.rule") not in (None, "rtrl"):
         algo = f"stream-{_get(config, 'algo.rule')}"  # stream-tbptt-rtu: the same core, another rule
     label = f"{algo}-{core}" if core is not None else str(algo)
+    if _get(config, "tuned") is not None:
+        label += "+tuned"
     extras = [f"{key.rsplit('.', 1)[-1]}={_get(config, key)}" for key in agent_keys]
     return label + (f"[{','.join(extras)}]" if extras else "")
 

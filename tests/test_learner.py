@@ -114,6 +114,7 @@ def check_rollout_boundary(ros) -> None:
 CARRYING = [
     ("recall", "elstm", "rtrl"),
     ("recall", "rtu", "rtrl"),
+    ("recall", "elstm_rtu", "rtrl"),
     ("recall", "rhn", "rtrl_dense"),
     ("cartpole", "elstm", "rtrl"),
     ("cartpole", "rhn", "rtrl_dense"),
@@ -207,7 +208,14 @@ def test_ppo_epochs_share_the_traces_and_advance_them_once(core, rule):
 
 @pytest.mark.parametrize(
     ("core", "rule"),
-    [("elstm", "rtrl"), ("rtu", "rtrl"), ("rhn", "rtrl_dense"), ("rhn", "kfrtrl"), ("elstm", "uoro")],
+    [
+        ("elstm", "rtrl"),
+        ("rtu", "rtrl"),
+        ("elstm_rtu", "rtrl"),
+        ("rhn", "rtrl_dense"),
+        ("rhn", "kfrtrl"),
+        ("elstm", "uoro"),
+    ],
 )
 def test_trace_memory_is_independent_of_rollout_len(core, rule):
     # What the learner carries between rollouts is per environment, not per step: the rule state
@@ -451,7 +459,8 @@ def test_float64_agent_collects():
 @pytest.mark.usefixtures("float64")
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize(
-    ("core", "rule"), [("elstm", "rtrl"), ("rtu", "rtrl"), ("rhn", "kfrtrl"), ("elstm", "uoro")]
+    ("core", "rule"),
+    [("elstm", "rtrl"), ("rtu", "rtrl"), ("elstm_rtu", "rtrl"), ("rhn", "kfrtrl"), ("elstm", "uoro")],
 )
 def test_rule_state_and_rollout_live_on_the_core_device(device, core, rule):
     # Everything the learner makes, given an explicit device, is on it, and the rule state keeps

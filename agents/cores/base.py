@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor, nn
 
-__all__ = ["ElementwiseCore", "ElementwiseTerms", "RecurrentCore"]
+__all__ = ["ElementwiseCore", "ElementwisePart", "ElementwiseTerms", "RecurrentCore"]
 
 
 class RecurrentCore(nn.Module):
@@ -62,6 +62,20 @@ class ElementwiseTerms(NamedTuple):
     inputs: dict[str, Tensor | None]
 
 
+class ElementwisePart(NamedTuple):
+    """One block of an element-wise core's state, with its own diagonal coordinates.
+
+    A plain element-wise core is one part: itself. A core made of parts side by side (ELSTMRTU)
+    has one per part: ∂s_t/∂s_{t-1} is block-diagonal, and each block is diagonal in its part's
+    coordinates (real or complex), so exact RTRL runs on each part as if it were alone.
+    """
+
+    prefix: str  # its parameters' names in the whole core start with this ("" for a plain core)
+    core: ElementwiseCore  # the part's own core: to_diagonal, local_terms, recurrent_parameters
+    state: slice  # its columns of the whole core's (B, S) state
+    record: int | None  # its entry of the whole core's step record (None: the whole record)
+
+
 class ElementwiseCore(RecurrentCore):
     """A core whose recurrence is diagonal, so that exact RTRL costs O(|θ|) per environment.
 
@@ -98,8 +112,7 @@ class ElementwiseCore(RecurrentCore):
             out, state, step_record = self.step_with_record(x, state)
             outs.append(out)
             records.append(step_record)
-        stacked = tuple(torch.stack(field) for field in zip(*records, strict=True)) if record else ()
-        return torch.stack(outs), state, stacked
+        return torch.stack(outs), state, (stack_records(records) if record else ())
 
     def step_terms(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor, ElementwiseTerms]:
         """One step's out and state, and its local derivatives (detached)."""
@@ -109,3 +122,16 @@ class ElementwiseCore(RecurrentCore):
     def to_diagonal(self, state_like: Tensor) -> Tensor:
         """Map a (·, S) state (or its gradient) to the K diagonal coordinates (·, K)."""
         return state_like
+
+    def parts(self) -> tuple[ElementwisePart, ...]:
+        """The blocks whose diagonal coordinates exact RTRL works in: the core itself, unless it
+        is made of parts side by side."""
+        return (ElementwisePart("", self, slice(None), None),)
+
+
+def stack_records(records: list) -> Any:
+    """Per-step records (tuples of tensors, or tuples of such tuples for a core made of parts)
+    stacked over the chunk: every tensor (B, ·) becomes (M, B, ·)."""
+    if isinstance(records[0], Tensor):
+        return torch.stack(records)
+    return tuple(stack_records(list(field)) for field in zip(*records, strict=True))

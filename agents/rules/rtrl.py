@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 from torch.func import jacrev, vmap
 
-from agents.cores.base import ElementwiseCore, RecurrentCore
+from agents.cores.base import ElementwiseCore, ElementwiseTerms, RecurrentCore
 from agents.rules.base import Rule, functional_state_step
 
 __all__ = ["RTRL"]
@@ -27,7 +27,10 @@ class RTRL(Rule):
     i.e. sensitivities exactly the size of θ per environment. Over a chunk of M steps (the
     hybrid, §2), with ã_t = a_t · keep_t (0 after a reset), the carry is one batched matmul:
         S_M = (Π_t ã_t) ⊙ S_0 + Σ_t (Π_{s>t} ã_s ⊙ coef_t) ⊗ x_t        ((B,K,M) @ (B,M,D))
-    In complex coordinates (RTU) the parameter gradient is Re(Σ_b conj(e_b) · S_b).
+    In complex coordinates (RTU) the parameter gradient is Re(Σ_b conj(e_b) · S_b). A core made
+    of parts side by side (ELSTMRTU, ``core.parts()``) has a block-diagonal ∂s_t/∂s_{t-1}, each
+    block diagonal in its part's own coordinates: all of the above runs per part (eLSTM's traces
+    real, RTU's complex), and the carried gradient is the sum of the parts' contractions.
 
     Any core, ``method="dense"``; §4: G_t = H_t G_{t-1} + F_t, H_t = ∂s_t/∂s_{t-1} (B, S, S),
     F_t = ∂s_t/∂θ (B, S, |θ|), from torch.func Jacobians. O(S²·|θ|) per step: the reference
@@ -44,11 +47,13 @@ class RTRL(Rule):
             raise ValueError(f"RTRL method must be 'auto', 'elementwise' or 'dense', got {method!r}")
         if method == "elementwise" and not isinstance(core, ElementwiseCore):
             raise TypeError(
-                f"RTRL's element-wise path supports ELSTM and RTU, not {type(core).__name__}; "
+                f"RTRL's element-wise path supports ELSTM, RTU and ELSTMRTU, not {type(core).__name__}; "
                 "use method='dense' (small cores), KFRTRL (RHN), UORO or TBPTT"
             )
         self.method = method
         self.chunks_on_core = method == "elementwise"
+        #: the blocks of the state exact RTRL works on, each in its own diagonal coordinates
+        self.parts = core.parts() if method == "elementwise" else ()
         self._state_step = functional_state_step(core)
 
     # --- traces ---------------------------------------------------------------------------
@@ -64,27 +69,33 @@ class RTRL(Rule):
                     "core, an element-wise core (ELSTM, RTU), KFRTRL (RHN), UORO or TBPTT"
                 )
             return {"G": state.new_zeros(batch_size, state.shape[1], n_params)}
-        diag = self.core.to_diagonal(state)  # (B, K), real or complex
-        return {name: diag.new_zeros(batch_size, *p.shape) for name, p in self.params.items()}
+        traces = {}
+        for part in self.parts:
+            diag = part.core.to_diagonal(state[:, part.state])  # (B, K), real or complex
+            for name, p in part.core.recurrent_parameters().items():
+                traces[part.prefix + name] = diag.new_zeros(batch_size, *p.shape)
+        return traces
 
     def _carried_grads(self, traces: dict[str, Tensor], grad_state: Tensor) -> list[Tensor]:
         if self.method == "dense":
             flat = torch.einsum("bs,bsp->p", grad_state, traces["G"])
             return list(_unflatten(flat, self.params.values()))
-        e = self.core.to_diagonal(grad_state).conj()  # (B, K)
-        grads = []
-        for name in self.params:
-            s = traces[name]
-            if s.dim() == 2:
-                grads.append((e * s).sum(0).real)
-                continue
-            # Σ_b e[b, :, None] ⊙ S[b]: B fused multiply-adds into one (K, D) buffer; an einsum
-            # here would copy S into a batched-matmul layout first.
-            g = s[0] * e[0, :, None]
-            for b in range(1, s.shape[0]):
-                g.addcmul_(s[b], e[b, :, None])
-            grads.append(g.real)
-        return grads
+        grads = {}
+        for part in self.parts:
+            e = part.core.to_diagonal(grad_state[:, part.state]).conj()  # (B, K)
+            for local in part.core.recurrent_parameters():
+                name = part.prefix + local
+                s = traces[name]
+                if s.dim() == 2:
+                    grads[name] = (e * s).sum(0).real
+                    continue
+                # Σ_b e[b, :, None] ⊙ S[b]: B fused multiply-adds into one (K, D) buffer; an einsum
+                # here would copy S into a batched-matmul layout first.
+                g = s[0] * e[0, :, None]
+                for b in range(1, s.shape[0]):
+                    g.addcmul_(s[b], e[b, :, None])
+                grads[name] = g.real
+        return [grads[name] for name in self.params]
 
     # --- forward and advance --------------------------------------------------------------
     def _forward(self, x: Tensor, state: Tensor):
@@ -103,37 +114,15 @@ class RTRL(Rule):
         records: list[tuple[Tensor, ...]],
         keeps: Sequence[Tensor | None],
     ) -> dict[str, Tensor]:
-        # records: the chunk's fields stacked, (M, B, ·), and keeps: [(M, B) or None] (Rule.run);
-        # the local derivatives of all M steps at once: a few ops per chunk, not per step
-        terms = self.core.local_terms(tuple(records))
-        a = terms.a  # (M, B, K)
-        if keeps[0] is not None:
-            a = a * keeps[0][:, :, None]
-        # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
-        through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
-        # Products that decayed below sqrt(smallest normal) carry no credit worth keeping; left
-        # alone they become subnormal, which made the matmul below ~10x slower on CPU.
-        tiny = torch.finfo(through.real.dtype).tiny ** 0.5
-        through = through.masked_fill(through.abs() < tiny, 0)
-        total = through[0]
-        suffix = torch.cat([through[1:], torch.ones_like(total)[None]])
-        # Parameters often share a coefficient (F and b_f share φ) or an input (F and Z share
-        # x): stack and weight each distinct tensor once.
-        weighted_of: dict[int, Tensor] = {}
-        inputs_of: dict[int, Tensor] = {}
+        # records: the chunk's fields stacked, (M, B, ·) (per part for a core made of parts), and
+        # keeps: [(M, B) or None] (Rule.run): the local derivatives of all M steps at once
+        record = tuple(records)
+        keep = keeps[0]
         new = {}
-        for name, s0 in traces.items():
-            coef, x = terms.coef[name], terms.inputs[name]
-            if id(coef) not in weighted_of:
-                weighted_of[id(coef)] = suffix * coef
-            weighted = weighted_of[id(coef)]  # (M, B, K): Π_{s>t} ã_s ⊙ coef_t
-            if x is None:
-                new[name] = (total * s0).add_(weighted.sum(0))
-                continue
-            if id(x) not in inputs_of:
-                inputs_of[id(x)] = x.transpose(0, 1).to(a.dtype)  # (B, M, D)
-            # S_M = total ⊙ S_0 + (B, K, M) @ (B, M, D), accumulated in the new buffer
-            new[name] = (total[..., None] * s0).baddbmm_(weighted.permute(1, 2, 0), inputs_of[id(x)])
+        for part in self.parts:
+            terms = part.core.local_terms(record if part.record is None else record[part.record])
+            mine = {n: traces[part.prefix + n] for n in terms.coef}
+            new.update(_advance_part(terms, mine, keep, part.prefix))
         return new
 
     def _advance_dense(self, traces, records, keeps):
@@ -150,6 +139,42 @@ class RTRL(Rule):
             f = torch.cat([f_params[n].flatten(2) for n in self.params], dim=2)
             g = torch.baddbmm(f, h, g)
         return {"G": g}
+
+
+def _advance_part(
+    terms: ElementwiseTerms, traces: dict[str, Tensor], keep: Tensor | None, prefix: str = ""
+) -> dict[str, Tensor]:
+    """One part's traces (named as in ``terms``) after the chunk whose terms are (M, B, ·); the
+    result's names carry ``prefix``. keep (M, B) is 0 where the state was reset before step t."""
+    a = terms.a  # (M, B, K)
+    if keep is not None:
+        a = a * keep[:, :, None]
+    # suffix[t] = Π_{s>t} ã_s ; total = Π_t ã_t
+    through = torch.cumprod(a.flip(0), dim=0).flip(0)  # (M, B, K): Π_{s≥t} ã_s
+    # Products that decayed below sqrt(smallest normal) carry no credit worth keeping; left
+    # alone they become subnormal, which made the matmul below ~10x slower on CPU.
+    tiny = torch.finfo(through.real.dtype).tiny ** 0.5
+    through = through.masked_fill(through.abs() < tiny, 0)
+    total = through[0]
+    suffix = torch.cat([through[1:], torch.ones_like(total)[None]])
+    # Parameters often share a coefficient (F and b_f share φ) or an input (F and Z share
+    # x): stack and weight each distinct tensor once.
+    weighted_of: dict[int, Tensor] = {}
+    inputs_of: dict[int, Tensor] = {}
+    new = {}
+    for name, s0 in traces.items():
+        coef, x = terms.coef[name], terms.inputs[name]
+        if id(coef) not in weighted_of:
+            weighted_of[id(coef)] = suffix * coef
+        weighted = weighted_of[id(coef)]  # (M, B, K): Π_{s>t} ã_s ⊙ coef_t
+        if x is None:
+            new[prefix + name] = (total * s0).add_(weighted.sum(0))
+            continue
+        if id(x) not in inputs_of:
+            inputs_of[id(x)] = x.transpose(0, 1).to(a.dtype)  # (B, M, D)
+        # S_M = total ⊙ S_0 + (B, K, M) @ (B, M, D), accumulated in the new buffer
+        new[prefix + name] = (total[..., None] * s0).baddbmm_(weighted.permute(1, 2, 0), inputs_of[id(x)])
+    return new
 
 
 def _unflatten(flat: Tensor, like):

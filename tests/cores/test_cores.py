@@ -5,13 +5,14 @@ import pytest
 import torch
 from torch.autograd.functional import jacobian
 
-from agents.cores import ELSTM, GRU, LSTM, RHN, RTU
+from agents.cores import ELSTM, ELSTMRTU, GRU, LSTM, RHN, RTU
 
 D, N, B = 3, 4, 2
 DT = torch.float64
 CORES = {
     "elstm": lambda: ELSTM(D, N),
     "rtu": lambda: RTU(D, N),
+    "elstm_rtu": lambda: ELSTMRTU(D, N),  # 2 eLSTM units, 1 complex RTU unit
     "rhn1": lambda: RHN(D, N, depth=1),
     "rhn3": lambda: RHN(D, N, depth=3),
     "lstm": lambda: LSTM(D, N),
@@ -71,6 +72,19 @@ def test_rtu_rejects_an_odd_hidden_size():
         RTU(D, 5)
 
 
+def test_elstm_rtu_splits_the_hidden_size():
+    core = ELSTMRTU(D, 128)
+    assert (core.elstm.hidden_size, core.rtu.hidden_size) == (64, 64)
+    assert (ELSTMRTU(D, 10).sizes, ELSTMRTU(D, 10, rtu_size=8).sizes) == ((6, 4), (2, 8))
+    assert set(core.recurrent_parameters()) == {
+        *(f"elstm.{n}" for n in ("F", "Z", "w_f", "w_z", "b_f", "b_z")),
+        *(f"rtu.{n}" for n in ("nu_log", "theta_log", "W1", "W2")),
+    }
+    for bad in (0, 3, 10):
+        with pytest.raises(ValueError, match="rtu_size"):
+            ELSTMRTU(D, 10, rtu_size=bad)
+
+
 def test_rhn_depth():
     with pytest.raises(ValueError, match="depth"):
         RHN(D, N, depth=0)
@@ -97,6 +111,19 @@ def rtu_step(core, x, state):
     c1, c2 = state[:, : N // 2], state[:, N // 2 :]
     new = torch.cat([g * c1 - phi * c2 + n * (x @ core.W1.T), g * c2 + phi * c1 + n * (x @ core.W2.T)], 1)
     return torch.relu(new), new
+
+
+def elstm_rtu_step(core, x, state):
+    """The two parts' own equations, side by side: [eLSTM; RTU]."""
+    n_e = core.elstm.hidden_size
+    out_e, c_e = elstm_step(core.elstm, x, state[:, :n_e])
+    r = torch.exp(-torch.exp(core.rtu.nu_log))
+    theta = torch.exp(core.rtu.theta_log)
+    g, phi, n = r * torch.cos(theta), r * torch.sin(theta), torch.sqrt(1 - r**2)
+    c1, c2 = state[:, n_e:].chunk(2, 1)
+    rtu = core.rtu
+    c_r = torch.cat([g * c1 - phi * c2 + n * (x @ rtu.W1.T), g * c2 + phi * c1 + n * (x @ rtu.W2.T)], 1)
+    return torch.cat([out_e, torch.relu(c_r)], 1), torch.cat([c_e, c_r], 1)
 
 
 def rhn_step(core, x, h):
@@ -135,6 +162,7 @@ def gru_step(core, x, h):
 REFERENCES = {
     "elstm": elstm_step,
     "rtu": rtu_step,
+    "elstm_rtu": elstm_rtu_step,
     "rhn1": rhn_step,
     "rhn3": rhn_step,
     "lstm": lstm_step,
@@ -156,7 +184,8 @@ def test_step_matches_the_written_equations(name):
 def diagonal_jacobian(core, jac):
     """A real Jacobian (B, S, ...) of the state, as ∂c/∂· in the K diagonal coordinates."""
     if isinstance(core, RTU):
-        return torch.complex(jac[:, : N // 2], jac[:, N // 2 :])
+        n = core.state_size
+        return torch.complex(jac[:, : n // 2], jac[:, n // 2 :])
     return jac
 
 
@@ -167,6 +196,35 @@ def test_step_terms_are_the_autograd_derivatives(name):
     x, state = inputs(core)
     out, new, terms = core.step_terms(x, state)
     torch.testing.assert_close((out, new), core(x, state), rtol=0, atol=0)
+    check_terms(core, x, state, terms)
+
+
+def test_elstm_rtu_is_block_diagonal_and_its_parts_terms_are_the_derivatives():
+    """Each part's state depends on its own state and parameters only (the off-diagonal blocks of
+    the Jacobians are zero), and each part's terms, from the whole core's record, are its
+    derivatives."""
+    core = make("elstm_rtu")
+    x, state = inputs(core)
+    out, new, record = core.step_with_record(x, state)
+    torch.testing.assert_close((out, new), core(x, state), rtol=0, atol=0)
+    jac = jacobian(lambda s: core(x, s)[1], state)  # (B, S, B, S)
+    n_e = core.elstm.hidden_size
+    assert not jac[:, :n_e, :, n_e:].any() and not jac[:, n_e:, :, :n_e].any()
+    for part in core.parts():
+        for name, p in core.recurrent_parameters().items():
+            if not name.startswith(part.prefix):
+
+                def mine(v, name=name, rows=part.state):
+                    params = {**dict(core.named_parameters()), name: v}
+                    return torch.func.functional_call(core, params, (x, state))[1][:, rows]
+
+                assert not jacobian(mine, p.detach()).any(), (part.prefix, name)
+        terms = part.core.local_terms(record[part.record])
+        check_terms(part.core, x, state[:, part.state], terms)
+
+
+def check_terms(core, x, state, terms):
+    """a and coef ⊗ inputs of one element-wise core (not made of parts) against autograd."""
     k = terms.a.shape[1]
     eye = torch.eye(k, dtype=DT)
     for b in range(B):  # one row at a time: rows do not interact

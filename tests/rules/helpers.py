@@ -12,12 +12,13 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from agents.cores import ELSTM, GRU, LSTM, RHN, RTU, RecurrentCore
+from agents.cores import ELSTM, ELSTMRTU, GRU, LSTM, RHN, RTU, RecurrentCore
 from agents.rules import KFRTRL, RTRL, TBPTT, UORO, Rule, RuleState
 
 CORES = {
     "elstm": ELSTM,
     "rtu": RTU,
+    "elstm_rtu": ELSTMRTU,  # hidden 4: 2 eLSTM units (real) beside 1 complex RTU unit
     "rhn1": lambda d, n: RHN(d, n, depth=1),
     "rhn2": lambda d, n: RHN(d, n, depth=2),
     "rhn3": lambda d, n: RHN(d, n, depth=3),
@@ -39,6 +40,7 @@ RULES = {
 RULE_CORE_PAIRS = [
     ("rtrl", "elstm"),
     ("rtrl", "rtu"),
+    ("rtrl", "elstm_rtu"),
     ("rtrl_dense", "gru"),
     ("rtrl_dense", "rhn2"),
     ("kfrtrl", "rhn2"),
@@ -145,16 +147,21 @@ def dense_layout(rule: Rule, traces: dict[str, Tensor]) -> Tensor:
         return torch.einsum("bs,bp->bsp", traces["s_tilde"], traces["theta_tilde"])
     if rule.method == "dense":
         return traces["G"]
-    blocks = []
-    for name in rule.params:
-        s = traces[name]  # (B, K, *rest): unit k's sensitivity to its own row of the parameter
-        k, rest = s.shape[1], s.shape[2:]
-        eye = torch.eye(k, dtype=s.real.dtype).view(1, k, k, *[1] * len(rest))
-        block = eye * s[:, None]  # (B, K, K, *rest), zero off the diagonal
-        if block.is_complex():  # complex unit k is state rows k (real part) and K + k (imaginary)
-            block = torch.cat([block.real, block.imag], dim=1)
-        blocks.append(block.flatten(2))
-    return torch.cat(blocks, dim=2)
+    blocks = {}
+    size = rule.core.state_size
+    for part in rule.parts:  # each part's units are its own rows of the state; zero elsewhere
+        rows = range(size)[part.state]
+        for local in part.core.recurrent_parameters():
+            s = traces[part.prefix + local]  # (B, K, *rest): unit k's sensitivity to its own row
+            k, rest = s.shape[1], s.shape[2:]
+            eye = torch.eye(k, dtype=s.real.dtype).view(1, k, k, *[1] * len(rest))
+            block = eye * s[:, None]  # (B, K, K, *rest), zero off the diagonal
+            if block.is_complex():  # complex unit k is the part's rows k (real part) and K + k (imaginary)
+                block = torch.cat([block.real, block.imag], dim=1)
+            full = block.new_zeros(block.shape[0], size, *block.shape[2:])
+            full[:, rows.start : rows.stop] = block
+            blocks[part.prefix + local] = full.flatten(2)
+    return torch.cat([blocks[name] for name in rule.params], dim=2)
 
 
 def replicate(x: Tensor, rows: int) -> Tensor:

@@ -26,7 +26,8 @@ CHUNKS = [1, 5, STEPS]
 CASES = [
     ("elstm", "elementwise"),
     ("rtu", "elementwise"),
-    *[(core, "dense") for core in ("elstm", "rtu", "rhn1", "rhn2", "lstm", "gru")],
+    ("elstm_rtu", "elementwise"),
+    *[(core, "dense") for core in ("elstm", "rtu", "elstm_rtu", "rhn1", "rhn2", "lstm", "gru")],
 ]
 
 
@@ -41,6 +42,14 @@ def test_rtrl_gradient_equals_bptt(core_name, method, chunk):
     assert max(errors.values()) < TOL, errors
 
 
+def test_elstm_rtu_keeps_each_part_in_its_own_coordinates():
+    """The eLSTM part's traces stay real (no complex cost), the RTU part's are complex."""
+    rule = RTRL(make_core("elstm_rtu"), method="elementwise")
+    traces = rule.initial_state(2).traces
+    assert set(traces) == set(rule.params)
+    assert {n for n, t in traces.items() if t.is_complex()} == {n for n in traces if n.startswith("rtu.")}
+
+
 def test_episode_resets_change_the_gradient():
     # Otherwise the reset handling above would go untested.
     core = make_core("elstm")
@@ -50,10 +59,11 @@ def test_episode_resets_change_the_gradient():
     assert max(errors.values()) > 1e-2, errors
 
 
-@pytest.mark.parametrize("core_name", ["elstm", "rtu"])
+@pytest.mark.parametrize("core_name", ["elstm", "rtu", "elstm_rtu"])
 def test_elementwise_and_dense_traces_agree(core_name):
     """The element-wise sensitivities are the diagonal blocks of dense G, and the rest of G is zero;
-    RTU's complex unit k is state rows k (real part) and N/2 + k (imaginary part)."""
+    RTU's complex unit k is state rows k (real part) and N/2 + k (imaginary part). For eLSTM
+    beside RTU, each part's blocks sit in its own rows, and G is zero between the parts."""
     core = make_core(core_name)
     ep = make_episode(core, steps=STEPS)
     rule = RTRL(core, method="elementwise")

@@ -49,9 +49,10 @@ COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 def test_rule_runs_in_the_core_dtype_and_device(rule_name, core_name, dtype, device):
     rule = RULES[rule_name](make_core(core_name).to(device=device, dtype=dtype))
     rstate = run_steps(rule, 3)
-    complex_traces = rule_name == "rtrl" and core_name == "rtu"  # RTU's units are complex
+    # RTU's units are complex (beside eLSTM's real ones in elstm_rtu)
+    complex_traces = rule_name == "rtrl" and core_name in ("rtu", "elstm_rtu")
     assert rstate.state.dtype == dtype
-    assert {t.dtype for t in rstate.traces.values()} <= {COMPLEX[dtype] if complex_traces else dtype}
+    assert {t.dtype for t in rstate.traces.values()} <= {dtype, *([COMPLEX[dtype]] if complex_traces else [])}
     assert {t.device.type for t in [rstate.state, *rstate.traces.values()]} == {device}
     assert all(p.grad.dtype == dtype for p in rule.core.parameters())
 

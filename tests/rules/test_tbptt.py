@@ -7,7 +7,7 @@ from agents.rules import TBPTT
 from .helpers import bptt_grads, make_core, make_episode, relative_errors, rule_grads
 
 STEPS = 24
-CORES = ["elstm", "rtu", "rhn2", "lstm", "gru"]
+CORES = ["elstm", "rtu", "elstm_rtu", "rhn2", "lstm", "gru"]
 
 
 @pytest.mark.parametrize("core_name", CORES)
