@@ -30,6 +30,7 @@ from agents.learner import Learner, LearnerConfig
 from agents.policy import ActorCritic
 from agents.registry import make_rule
 from agents.rules import RuleState
+from agents.stream import StreamConfig, StreamLearner, make_stream_networks
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 
@@ -272,3 +273,26 @@ def synthetic_learner(
     )
     cfg = LearnerConfig(rollout_len=m, **learner)
     return Learner(agent, make_rule(rule, agent.core), envs, cfg, torch.device("cpu"))
+
+
+def synthetic_stream_learner(
+    m: int, batch: int, hidden: int, obs_dim: int, episode_len: int | None = None, seed: int = 0
+) -> StreamLearner:
+    """Stream AC(λ) (agents/stream.py) with exact RTRL on eLSTM cores (N = hidden, MLP encoder of
+    width hidden), ``m`` streaming steps per collect, on the synthetic env with B = ``batch``
+    streams."""
+    torch.manual_seed(seed)
+    envs = SyntheticVectorEnv(batch, obs_dim, episode_len=episode_len, seed=seed)
+    cfg = StreamConfig(rule="rtrl", rollout_len=m)
+    core = {"name": "elstm", "hidden_size": hidden, "kwargs": {}}
+    policy = {
+        "encoder": "auto",
+        "mlp_hidden": [hidden],
+        "prev_action": True,
+        "prev_reward": True,
+        "start_flag": True,
+    }
+    agent, critic = make_stream_networks(
+        core, policy, envs.single_observation_space, envs.single_action_space, cfg
+    )
+    return StreamLearner(agent, critic, envs, cfg, torch.device("cpu"))

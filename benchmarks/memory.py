@@ -8,6 +8,10 @@ for a credit horizon H ∈ --horizons (10 100 1000 10000) steps:
   gradient is exact over the whole run, however long: the traces carry the credit.
 * TBPTT: rollout_len = H, one iteration: the chunk must span the horizon to see credit that far
   back, so its graph (and rollout) grow with H.
+* STREAM: stream AC(λ) (agents/stream.py, ``algo=stream``) with exact RTRL on eLSTM cores of the
+  same N, one transition at a time for H steps, B = --stream-batch (1, the paper's one stream).
+  Two networks (policy and value), each with its core's sensitivities and an eligibility trace
+  per parameter: what it carries is fixed by the network's size, never by H.
 
 Each (rule, H) runs in a fresh subprocess. Columns:
 * ``peak Δ``: peak resident memory of the run minus that just after the learner is built (the
@@ -35,7 +39,7 @@ smallest horizon is run again at that B for the ratio. At B = 16, TBPTT at H = 1
 of the per-step ``xs[t]`` slicing in agents/rules/base.py's ``Rule.unroll``.
 
 Usage:
-    python -m benchmarks.memory                           # ~2-3 min on 2 cores
+    python -m benchmarks.memory                           # ~4-5 min on 2 cores (STREAM at H = 10,000 ~2 min)
     python -m benchmarks.memory --quick                   # horizons 10 100 1000, ~1 min
     python -m benchmarks.memory --horizons 10 1000 --hidden 256
 """
@@ -64,11 +68,12 @@ from benchmarks.common import (
     human_bytes,
     state_bytes,
     synthetic_learner,
+    synthetic_stream_learner,
     tensor_bytes,
     trace_bytes,
 )
 
-RULES = ("rtrl", "tbptt")
+RULES = ("rtrl", "tbptt", "stream")
 MMAP_THRESHOLD = 65536
 
 
@@ -143,6 +148,8 @@ def child(rule: str, horizon: int, batch: int, args: argparse.Namespace) -> dict
     torch.manual_seed(0)
     m = args.rtrl_len if rule != "tbptt" else horizon
     iterations = max(1, horizon // m)
+    if rule == "stream":
+        return stream_child(horizon, batch, args)
     learner = synthetic_learner(rule, m, batch, args.hidden, args.obs_dim, update=args.update)
     saved = SavedBytes(learner)
     baseline, method = reset_peak()
@@ -168,6 +175,34 @@ def child(rule: str, horizon: int, batch: int, args: argparse.Namespace) -> dict
         "rule_state": trace_bytes(learner.rstate) + state_bytes(learner.rstate),
         "saved": saved.max,
         "rollout": rollout_bytes,
+        "seconds": seconds,
+    }
+
+
+def stream_child(horizon: int, batch: int, args: argparse.Namespace) -> dict[str, Any]:
+    """One streaming run: H transitions, learning at each (no rollout, no chunk graph to keep)."""
+    learner = synthetic_stream_learner(args.rtrl_len, batch, args.hidden, args.obs_dim)
+    baseline, method = reset_peak()
+    start = time.perf_counter()
+    for _ in range(horizon // args.rtrl_len):
+        learner.update(learner.collect())
+    seconds = time.perf_counter() - start
+    peak = read_peak()
+    carried = [learner.rs_actor, learner.rs_critic]
+    traces = [z for opt in (learner.opt_actor, learner.opt_critic) for z in opt.traces()]
+    return {
+        "rule": "stream",
+        "horizon": horizon,
+        "m": 1,
+        "batch": batch,
+        "iterations": horizon,
+        "peak_delta": peak - baseline,
+        "peak": peak,
+        "baseline": baseline,
+        "method": method,
+        "rule_state": sum(trace_bytes(r) + state_bytes(r) for r in carried) + tensor_bytes(traces),
+        "saved": 0,
+        "rollout": 0,
         "seconds": seconds,
     }
 
@@ -231,6 +266,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=16, help="B, environments")
     p.add_argument("--rtrl-len", type=int, default=10, help="RTRL's rollout length M")
     p.add_argument("--update", default="a2c", choices=["a2c", "ppo"])
+    p.add_argument("--stream-batch", type=int, default=1, help="streams of the STREAM rows")
     p.add_argument("--limit-gb", type=float, default=4.0, help="lower TBPTT's B above this peak")
     p.add_argument(
         "--time-limit-s", type=float, default=60.0, help="lower TBPTT's B above this run time (0: never)"
@@ -265,7 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     notes = []
     for rule in RULES:
         for h in sorted(args.horizons):
-            batch, why = args.batch, ""
+            batch, why = (args.stream_batch if rule == "stream" else args.batch), ""
             done = results[rule]
             if rule == "tbptt" and done:
                 batch, why = tbptt_batch(done[-1], h, args)
@@ -332,9 +368,11 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"\npeak Δ: peak RSS minus RSS after building the learner ({method}"
         f"{'' if args.malloc_default else f', MALLOC_MMAP_THRESHOLD_={MMAP_THRESHOLD}'}); "
-        "peak RSS: the whole process's.\nrule state: traces + core state carried between rollouts; "
+        "peak RSS: the whole process's.\nrule state: traces + core state carried between rollouts (STREAM: "
+        "both networks' sensitivities, states and eligibility traces); "
         "saved/chunk: autograd-saved bytes of one loss; rollout: one Rollout's tensors.\n"
-        f"Target (c): RTRL's ratio ≤ 1.1. RTRL runs M={args.rtrl_len} for H steps; TBPTT one chunk of M=H."
+        f"Target (c): RTRL's ratio ≤ 1.1. RTRL runs M={args.rtrl_len} for H steps; TBPTT one chunk of M=H; "
+        f"STREAM H single transitions with B={args.stream_batch} (issue 20: flat in H)."
     )
     for note in notes:
         print(note)
