@@ -22,7 +22,9 @@ and then writes the report with ``python -m report.compare``. It adds no trainin
 - **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X] [--targets <suite config>]`` over every run under the suite dir, after the
   cells. A suite's ``targets:`` (report/targets.py) are checked there: met, not met or pending;
-  its ``bounds:`` (env label -> [random play, best]) normalise the aggregate.
+  its ``bounds:`` (env label -> [random play, best]) normalise the aggregate. Agents are labelled
+  ``<algo>-<core>`` as everywhere; a suite whose agents share an algo and core names the keys that
+  tell them apart in ``agent_keys:`` (e.g. ``[algo.ent_coef_final]``: the report's --agent-key).
 
 A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo``, ``core``
 and ``num_envs`` keys (the batch is the learner's; an agent's ``num_envs`` wins over ``common``):
@@ -120,6 +122,7 @@ class Suite:
     bounds: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # env: [low, high]
     references: tuple[Reference, ...] = ()  # published results the report prints beside the rows
     aggregate_envs: tuple[str, ...] | None = None  # env label globs the report's aggregate covers
+    agent_keys: tuple[str, ...] = ()  # dotted config keys that split the report's agent labels
     path: Path | None = None  # the config file (the report reads its targets and bounds from it)
 
     def seeds_of(self, agent: str) -> tuple[int, ...]:
@@ -174,7 +177,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
     known = {
         "seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds", "references",
-        "aggregate_envs",
+        "aggregate_envs", "agent_keys",
     }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -212,6 +215,9 @@ def load_suite(name_or_path: str | Path) -> Suite:
         or not all(isinstance(g, str) for g in aggregate_envs)
     ):
         raise ValueError(f"{path}: aggregate_envs must be a list of env label globs, got {aggregate_envs!r}")
+    agent_keys = raw.get("agent_keys", [])
+    if not isinstance(agent_keys, list) or not all(isinstance(k, str) and k for k in agent_keys):
+        raise ValueError(f"{path}: agent_keys must be a list of dotted config keys, got {agent_keys!r}")
     return Suite(
         name=path.stem,
         seeds=tuple(raw["seeds"]),
@@ -224,6 +230,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         if "references" in raw
         else (),
         aggregate_envs=None if aggregate_envs is None else tuple(aggregate_envs),
+        agent_keys=tuple(agent_keys),
         threshold=threshold,
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
@@ -411,8 +418,9 @@ def latest_step(run_dir: Path) -> int | None:
     return int(acc.Scalars("time/fps")[-1].step)
 
 
-def cell_labels(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[str, str]]:
-    """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each."""
+def cell_labels(cells: Sequence[Cell], agent_keys: Sequence[str] = ()) -> dict[tuple[str, str], tuple[str, str]]:
+    """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each
+    (``agent_keys``: the suite's, which split agents that share an algo and core)."""
     from hydra import compose, initialize_config_dir
 
     firsts = {(c.task, c.agent): c for c in reversed(cells)}
@@ -421,13 +429,13 @@ def cell_labels(cells: Sequence[Cell]) -> dict[tuple[str, str], tuple[str, str]]
         for key, cell in firsts.items():
             config = OmegaConf.to_container(compose("config", overrides=list(cell.overrides)), resolve=True)
             env = env_label(config["env"], config.get("policy")) or str(config["env"].get("name"))
-            labels[key] = (env, agent_label(config))
+            labels[key] = (env, agent_label(config, agent_keys))
     return labels
 
 
-def write_cells(cells: Sequence[Cell], path: Path) -> Path:
+def write_cells(cells: Sequence[Cell], path: Path, agent_keys: Sequence[str] = ()) -> Path:
     """The report's ``--cells`` file: each cell with its labels, status and step (report/cells.py)."""
-    labels = cell_labels(cells)
+    labels = cell_labels(cells, agent_keys)
     rows = []
     for cell in cells:
         state = cell_status(cell)
@@ -598,6 +606,7 @@ def report(
     cells: str | Path | None = None,
     references: str | Path | None = None,
     aggregate_envs: Sequence[str] | None = None,
+    agent_keys: Sequence[str] = (),
 ) -> int:
     """``python -m report.compare [<suite_dir> | --cells FILE] --out <out> [--threshold X]
     [--targets FILE] [--bounds FILE] [--references FILE] [--aggregate-envs GLOB...]``; its exit
@@ -616,6 +625,8 @@ def report(
         cmd += ["--references", _from_root(references)]
     if aggregate_envs:
         cmd += ["--aggregate-envs", *aggregate_envs]
+    for key in agent_keys:
+        cmd += ["--agent-key", key]
     print("+ " + shlex.join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT).returncode
 
@@ -690,7 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         status = 1 if failed else 0
     if not args.no_report:
         out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
-        cells_file = write_cells(cells, out / "cells.json")
+        cells_file = write_cells(cells, out / "cells.json", suite.agent_keys)
         given = suite.path if suite.path is not None else None
         status = (
             report(
@@ -702,6 +713,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 cells=cells_file,
                 references=given if suite.references else None,
                 aggregate_envs=suite.aggregate_envs,
+                agent_keys=suite.agent_keys,
             )
             or status
         )

@@ -21,6 +21,11 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
   the bound can only favour B, and a budget too short to show the ratio reads "not met".
 - ``stays``: every seed of A has a last-quarter mean (points in the last 25% of its steps)
   ≥ ``value``: a learned task stays learned.
+- ``final_at_most``: mean final return of A ≤ B's (or ≤ ``value``): "stays at chance".
+- ``final_within``: A's mean final return, normalised by the env's bounds (random 0, best 1: the
+  report's), is at least B's minus ``margin`` (default 0.1). ``versus: best`` compares with the
+  best agent of the env in the report, whichever it is (A itself included, so the best is
+  always within).
 
 A row is met when a listed agent meets the check; pending when none does yet and runs of a
 listed agent (or its opponent) are missing; else not met, with the closest agent's numbers.
@@ -49,7 +54,16 @@ __all__ = [
     "targets_markdown",
 ]
 
-CHECKS = ("final_at_least", "final_above", "final_clearly_above", "sooner", "stays")
+CHECKS = (
+    "final_at_least",
+    "final_above",
+    "final_clearly_above",
+    "sooner",
+    "stays",
+    "final_at_most",
+    "final_within",
+)
+BEST = "best"  # ``versus: best``: the env's best agent in the report
 LAST_QUARTER = 0.25
 
 
@@ -66,6 +80,7 @@ class Target:
     threshold: float | None = None
     by: str = "steps"
     ratio: float = 1.0
+    margin: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -95,7 +110,7 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         at = f"{where}[{i}]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at}: a target is a mapping, got {entry!r}")
-        known = {"name", "envs", "agents", "check", "versus", "value", "threshold", "by", "ratio"}
+        known = {"name", "envs", "agents", "check", "versus", "value", "threshold", "by", "ratio", "margin"}
         if unknown := sorted(set(entry) - known):
             raise ValueError(f"{at}: unknown keys {unknown}; known: {sorted(known)}")
         for key in ("name", "envs", "agents", "check"):
@@ -106,6 +121,8 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
             raise ValueError(f"{at}: unknown check {check!r}; valid: {', '.join(CHECKS)}")
         if check != "sooner" and (extra := sorted({"threshold", "by", "ratio"} & set(entry))):
             raise ValueError(f"{at}: {extra} apply to check 'sooner' only")
+        if check != "final_within" and "margin" in entry:
+            raise ValueError(f"{at}: ['margin'] applies to check 'final_within' only")
         envs, agents = entry["envs"], entry["agents"]
         for key, names in (("envs", envs), ("agents", agents)):
             if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
@@ -123,10 +140,20 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         if value is not None and not _is_number(value):
             raise ValueError(f"{at}: value must be a number, got {value!r}")
         needs = {"final_at_least": "versus or value", "final_above": "versus or value",
-                 "final_clearly_above": "versus or value", "sooner": "versus", "stays": "value"}  # fmt: skip
+                 "final_clearly_above": "versus or value", "sooner": "versus", "stays": "value",
+                 "final_at_most": "versus or value", "final_within": "versus"}  # fmt: skip
         given = (versus is not None) + (value is not None)
-        if given != 1 or (check == "sooner" and versus is None) or (check == "stays" and value is None):
+        if (
+            given != 1
+            or (needs[check] == "versus" and versus is None)
+            or (check == "stays" and value is None)
+        ):
             raise ValueError(f"{at}: check {check!r} takes {needs[check]} (exactly one)")
+        if versus and check != "final_within" and BEST in versus.values():
+            raise ValueError(f"{at}: versus {BEST!r} applies to check 'final_within' only")
+        margin = entry.get("margin", 0.1)
+        if not (_is_number(margin) and margin >= 0):
+            raise ValueError(f"{at}: margin must be a number >= 0, got {margin!r}")
         by = entry.get("by", "steps")
         if by not in ("steps", "seconds"):
             raise ValueError(f"{at}: by must be 'steps' or 'seconds', got {by!r}")
@@ -146,6 +173,7 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
                 threshold=None if threshold is None else float(threshold),
                 by=by,
                 ratio=float(ratio),
+                margin=float(margin),
             )
         )
     return targets
@@ -188,7 +216,8 @@ def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -
                 TargetResult(target.name, ", ".join(target.envs), "pending", None, "no runs of these envs")
             )
         for env in matched:
-            results.append(_on_env(target, env, groups, rows, summary.threshold_for(env)))
+            bounds = summary.bounds.get(env)
+            results.append(_on_env(target, env, groups, rows, summary.threshold_for(env), bounds))
     return results
 
 
@@ -198,16 +227,21 @@ def _on_env(
     groups: Mapping[tuple[str, str], list[Run]],
     rows: Mapping[tuple[str, str], AgentStats],
     default_threshold: float | None,
+    bounds: tuple[float, float] | None = None,
 ) -> TargetResult:
     outcomes: list[tuple[str, bool, tuple[float, float], str]] = []  # agent, met, closeness, numbers
     missing: list[str] = []
     for agent in target.agents:
         opponent = target.versus.get(agent)
+        if opponent == BEST:  # the env's best agent in the report
+            opponent = max((r for (e, _), r in rows.items() if e == env), key=lambda r: r.final_mean).agent
         needed = [agent] + ([opponent] if opponent else [])
         if absent := [a for a in needed if (env, a) not in groups]:
             missing += absent
             continue
-        outcomes.append((agent, *_check(target, env, agent, opponent, groups, rows, default_threshold)))
+        outcomes.append(
+            (agent, *_check(target, env, agent, opponent, groups, rows, default_threshold, bounds))
+        )
     waiting = f"no runs of {', '.join(sorted(set(missing)))}" if missing else ""
     if met := [o for o in outcomes if o[1]]:
         return TargetResult(target.name, env, "met", met[0][0], met[0][3])
@@ -232,6 +266,7 @@ def _check(
     groups: Mapping[tuple[str, str], list[Run]],
     rows: Mapping[tuple[str, str], AgentStats],
     default_threshold: float | None,
+    bounds: tuple[float, float] | None = None,
 ) -> tuple[bool, tuple[float, float], str]:
     """(met, closeness (higher is closer to met), the numbers) for one agent."""
     row = rows[(env, agent)]
@@ -246,6 +281,30 @@ def _check(
             ok,
             _closeness(1.0, row.final_mean - bar),
             f"{agent} {row.final_mean:.3f} ({seeds}) vs {against}",
+        )
+    if target.check == "final_at_most":
+        bar = other.final_mean if other else target.value
+        assert bar is not None
+        against = f"{opponent} {other.final_mean:.3f}" if other else f"≤ {bar:g}"
+        return (
+            row.final_mean <= bar,
+            _closeness(1.0, bar - row.final_mean),
+            f"{agent} {row.final_mean:.3f} ({seeds}) vs {against}",
+        )
+    if target.check == "final_within":
+        assert other is not None
+        if bounds is None or not bounds[1] > bounds[0]:
+            raise ValueError(
+                f"target {target.name!r}: no bounds to normalise {env!r} by; give the suite bounds"
+            )
+        low, high = bounds
+        mine, theirs = ((r.final_mean - low) / (high - low) for r in (row, other))
+        gap = theirs - mine
+        return (
+            gap <= target.margin,
+            _closeness(1.0, target.margin - gap),
+            f"{agent} {mine:.3f} vs {opponent} {theirs:.3f} normalised "
+            f"(gap {gap:.3f}, margin {target.margin:g})",
         )
     if target.check == "final_clearly_above":
         bar = other.final_ci[1] if other else target.value

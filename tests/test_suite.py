@@ -40,11 +40,13 @@ def _write(tmp_path: Path, text: str, name: str = "tiny.yaml") -> Path:
 
 
 def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Compose train.py's config for each (task, agent) as the cell would, and check it.
+    """Compose train.py's config for each (task, agent) as the cell would, and check it: two suite
+    agents never share a report label (their runs would merge into one row).
 
     Returns the report's (env, agent) labels of the pairs."""
     cells = {(c.task, c.agent): c for c in S.expand(suite, "/nonexistent") if c.seed == suite.seeds[0]}
     labels = set()
+    owner: dict[str, str] = {}  # report label -> suite agent
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for task, agent in sorted(pairs):
             cfg = compose("config", overrides=list(cells[(task, agent)].overrides))
@@ -60,11 +62,13 @@ def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[st
                 agent,
             )
             config = OmegaConf.to_container(cfg)
-            labels.add((env_label(config["env"], config["policy"]), agent_label(config)))
+            label = agent_label(config, suite.agent_keys)
+            assert owner.setdefault(label, agent) == agent, (label, owner[label], agent)
+            labels.add((env_label(config["env"], config["policy"]), label))
     return labels
 
 
-@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch"])
+@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch", "defaults"])
 def test_every_task_and_agent_composes(name):
     """Each task with its first agent, each agent with its first task (fast)."""
     suite = S.load_suite(name)
@@ -91,7 +95,7 @@ def test_every_task_and_agent_composes(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch"])
+@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch", "defaults"])
 def test_every_cell_composes(name):
     suite = S.load_suite(name)
     _check_composes(suite, {(c.task, c.agent) for c in S.expand(suite, "/nonexistent")})
@@ -195,6 +199,7 @@ def test_finished_cells_are_skipped(tmp_path):
         ),
         (TINY_SUITE + "references: [{env: e, value: 1.0}]\n", "missing"),
         (TINY_SUITE + "aggregate_envs: recall\n", "aggregate_envs must be a list"),
+        (TINY_SUITE + "agent_keys: algo.lr\n", "agent_keys must be a list of dotted config keys"),
         (TINY_SUITE + "targets: [{name: t, envs: [e], agents: [a], check: best}]\n", "unknown check 'best'"),
         (TINY_SUITE + "bounds: {'recall:x': [1.0, 0.0]}\n", "high > low"),
         (TINY_SUITE + "threshold: {'recall:*': true}\n", "threshold must be a number or map"),

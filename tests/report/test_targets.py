@@ -151,6 +151,38 @@ def test_stays_reads_every_seeds_last_quarter() -> None:
     assert last_quarter(run("x", 0, fell)) == pytest.approx((2 * 0.95 + 8 * 0.3) / 10)
 
 
+def test_final_at_most_reads_chance_as_a_ceiling() -> None:
+    chance = flat("stream-tbptt", (0.0, 0.1, -0.1))
+    assert status(chance, {"agents": ["stream-tbptt"], "check": "final_at_most", "value": 0.2}) == "met"
+    assert status(chance, {"agents": ["stream-tbptt"], "check": "final_at_most", "value": -0.01}) == "not met"
+    rtrl = flat("stream-rtu", (0.9,) * 3)
+    assert (
+        status(chance + rtrl, {"agents": ["stream-tbptt"], "check": "final_at_most", "versus": "stream-rtu"})
+        == "met"
+    )
+    assert (
+        status(chance + rtrl, {"agents": ["stream-rtu"], "check": "final_at_most", "versus": "stream-tbptt"})
+        == "not met"
+    )
+
+
+def test_final_within_normalises_by_the_bounds_and_can_name_the_best() -> None:
+    # Bounds from the runs here (observed): low 0.2 (c), high 1.0 (best); a's 0.93 is 0.9125
+    # normalised, 0.0875 behind the best; b's 0.9 is 0.125 behind.
+    runs = flat("best", (1.0,) * 3) + flat("a", (0.93,) * 3) + flat("b", (0.9,) * 3) + flat("c", (0.2,) * 3)
+    within = {"agents": ["a"], "check": "final_within", "versus": "best"}
+    (result,) = check(runs, within)
+    assert result.status == "met" and "gap 0.088" in result.detail and "vs best 1.000" in result.detail
+    assert status(runs, {**within, "agents": ["b"]}) == "not met"
+    assert status(runs, {**within, "agents": ["b"], "margin": 0.13}) == "met"
+    assert status(runs, {**within, "agents": ["best"]}) == "met"  # the best is within of itself
+    # `best` is whichever agent is best on the env, not an agent named so.
+    runs = flat("x", (1.0,) * 3) + flat("a", (0.5,) * 3) + flat("c", (0.0,) * 3)
+    (result,) = check(runs, {**within, "margin": 0.4})
+    assert result.status == "not met" and "vs x 1.000" in result.detail
+    assert status(runs, {**within, "versus": "c"}) == "met"
+
+
 def test_nan_and_single_seeds_never_pass() -> None:
     nan = ramp(10, top=0.95)
     nan[-1] = np.nan
@@ -214,6 +246,13 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
         ({"check": "final_above", "value": 1.0, "agents": []}, "agents must be a non-empty list"),
         ({"check": "stays", "value": True}, "value must be a number"),
         ({"check": "stays", "value": 0.9, "ratio": 0.5}, r"\['ratio'\] apply to check 'sooner' only"),
+        ({"check": "final_within", "value": 0.5}, "takes versus"),
+        ({"check": "final_above", "versus": "best"}, "versus 'best' applies to check 'final_within' only"),
+        (
+            {"check": "final_above", "value": 1.0, "margin": 0.1},
+            r"\['margin'\] applies to check 'final_within'",
+        ),
+        ({"check": "final_within", "versus": "b", "margin": -1}, "margin must be a number >= 0"),
     ],
 )
 def test_bad_targets_name_the_entry_and_the_problem(entry: dict, match: str) -> None:
