@@ -418,7 +418,9 @@ def latest_step(run_dir: Path) -> int | None:
     return int(acc.Scalars("time/fps")[-1].step)
 
 
-def cell_labels(cells: Sequence[Cell], agent_keys: Sequence[str] = ()) -> dict[tuple[str, str], tuple[str, str]]:
+def cell_labels(
+    cells: Sequence[Cell], agent_keys: Sequence[str] = ()
+) -> dict[tuple[str, str], tuple[str, str]]:
     """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each
     (``agent_keys``: the suite's, which split agents that share an algo and core)."""
     from hydra import compose, initialize_config_dir

@@ -293,10 +293,10 @@ def _check(
         )
     if target.check == "final_within":
         assert other is not None
-        if bounds is None or not bounds[1] > bounds[0]:
-            raise ValueError(
-                f"target {target.name!r}: no bounds to normalise {env!r} by; give the suite bounds"
-            )
+        if bounds is None or not bounds[1] > bounds[0]:  # one level observed and no bounds given
+            gap = other.final_mean - row.final_mean
+            detail = f"{agent} vs {opponent}: no bounds to normalise {env} by"
+            return gap <= 0, _closeness(1.0, -gap), detail
         low, high = bounds
         mine, theirs = ((r.final_mean - low) / (high - low) for r in (row, other))
         gap = theirs - mine
