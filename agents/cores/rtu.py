@@ -62,6 +62,27 @@ class RTU(ElementwiseCore):
         c, u1, u2 = self._step(x, state)
         return F.relu(c), c, (x.detach(), state.detach(), u1.detach(), u2.detach())
 
+    def unroll_chunk(
+        self, xs: Tensor, state: Tensor, keeps: Tensor | None = None, record: bool = True
+    ) -> tuple[Tensor, Tensor, tuple[Tensor, ...]]:
+        """The chunk's steps as ``step_with_record``'s loop computes them, with λ, n_r and the
+        input projections W₁x_t, W₂x_t computed once for all M steps: only the element-wise
+        recurrence c_t = λ c_{t-1} + n_r u_t is left in the loop (tests/cores: equal to the loop)."""
+        _, _, g, phi, norm = self._coefficients()
+        u1s, u2s = F.linear(xs, self.W1), F.linear(xs, self.W2)  # (M, B, n) each
+        a1, a2 = norm * u1s, norm * u2s
+        prevs, cs = [], []
+        for t in range(xs.shape[0]):
+            if keeps is not None:
+                state = state * keeps[t][:, None]
+            prevs.append(state)
+            c1, c2 = state.chunk(2, dim=-1)
+            state = torch.cat([g * c1 - phi * c2 + a1[t], g * c2 + phi * c1 + a2[t]], dim=-1)
+            cs.append(state)
+        prev, cs = torch.stack(prevs), torch.stack(cs)
+        records = (xs.detach(), prev.detach(), u1s.detach(), u2s.detach()) if record else ()
+        return F.relu(cs), state, records
+
     @torch.no_grad()
     def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
         """docs/algorithms.md §3, in complex coordinates, from record = (x, [c¹; c²]_{t-1}, W₁x, W₂x):
