@@ -103,7 +103,7 @@ class ElementwiseCore(RecurrentCore):
         and, if ``record``, the steps' records stacked per field, (M, B, ·) (else ()).
 
         This reference loops over ``step_with_record``; a core may override it with a faster
-        equivalent (ELSTM does), held equal to this loop by a float64 test."""
+        equivalent (ELSTM and RTU do), held equal to this loop by a float64 test."""
         outs, records = [], []
         # unbind, not xs[t]: each slice's backward would zero-fill a whole (M, B, D) gradient
         for t, x in enumerate(xs.unbind(0)):
