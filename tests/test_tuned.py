@@ -26,6 +26,8 @@ PRESETS = {
     "pendulum_novel": ["env=novel", "env.id=PendulumNoVel-v1"],
     "repeat_previous_easy": ["env=popgym", "env.id=RepeatPrevious", "env.difficulty=Easy"],
 }
+#: preset -> its search's sweeper: tuned_box adds normalize_obs, which needs flat float observations
+SWEEPER = {"cartpole_novel": "tuned_box", "pendulum_novel": "tuned_box", "repeat_previous_easy": "tuned"}
 
 
 def composed(*overrides: str, hydra: bool = False):
@@ -68,16 +70,19 @@ def test_preset_composes_sets_learner_keys_only_and_keeps_the_env(name):
 
 
 @pytest.mark.parametrize("name", PRESETS)
-def test_a_preset_not_yet_searched_holds_the_defaults_and_says_how_to_search(name):
+def test_a_preset_says_whether_it_was_searched_and_how_to_search(name):
     text = (CONFIGS / "tuned" / f"{name}.yaml").read_text()
-    assert text.splitlines()[:2] == [
-        "# @package _global_",
-        "# NOT YET SEARCHED: values are the defaults; run the command below.",
-    ]
+    first, status = text.splitlines()[:2]
+    assert first == "# @package _global_"
+    values = yaml.safe_load(text)["algo"]
     defaults = dataclasses.asdict(LearnerConfig())
-    for key, value in yaml.safe_load(text)["algo"].items():
-        assert value == defaults[key], key
-    assert f"python train.py -m hydra/sweeper=tuned +tuned={name} {' '.join(PRESETS[name])}" in text
+    if status.startswith("# NOT YET SEARCHED"):
+        assert all(value == defaults[key] for key, value in values.items())
+    else:  # a searched preset names its trials and the seeds its values were checked on
+        assert status.startswith("# SEARCHED") and "trials" in status and "seeds" in status, status
+        assert any(value != defaults[key] for key, value in values.items())
+    command = f"python train.py -m hydra/sweeper={SWEEPER[name]} +tuned={name} {' '.join(PRESETS[name])}"
+    assert command in text
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -97,14 +102,17 @@ def test_a_preset_refuses_another_env_or_algo_and_its_runs_are_labelled(name):
         check_tuned(composed("algo=stream", *PRESETS[name], f"+tuned={name}"))
 
 
-def test_the_sweeper_config_composes_over_learner_keys():
+@pytest.mark.parametrize("name", PRESETS)
+def test_the_sweeper_config_composes_over_learner_keys(name):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
-    cfg = composed("hydra/sweeper=tuned", "+tuned=cartpole_novel", "env=novel", hydra=True)
+    cfg = composed(f"hydra/sweeper={SWEEPER[name]}", f"+tuned={name}", *PRESETS[name], hydra=True)
     sweeper = cfg.hydra.sweeper
     assert sweeper._target_.endswith("OptunaSweeper") and sweeper.direction == "maximize"
     learner_keys = {f"algo.{f.name}" for f in dataclasses.fields(LearnerConfig)}
     assert set(sweeper.params) <= learner_keys
     assert sweeper.params["algo.lr"] == "tag(log, interval(1e-4, 3e-3))"
+    # normalize_obs is searched only where the learner accepts it (flat float Box observations)
+    assert ("algo.normalize_obs" in sweeper.params) == (SWEEPER[name] == "tuned_box")
 
 
 def test_a_two_trial_search_gets_each_jobs_final_return(tmp_path):
@@ -112,7 +120,7 @@ def test_a_two_trial_search_gets_each_jobs_final_return(tmp_path):
     # of the trials' printed returns. Catches a main() that returns None (Optuna fails the trial).
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     args = [
-        "-m", "hydra/sweeper=tuned", "+tuned=cartpole_novel", "env=novel", "total_steps=256",
+        "-m", "hydra/sweeper=tuned_box", "+tuned=cartpole_novel", "env=novel", "total_steps=256",
         "num_envs=2", "core.hidden_size=16", "progress=false", f"log_dir={tmp_path}",
         "hydra.sweeper.n_trials=2", "torch_threads=1",
     ]  # fmt: skip
