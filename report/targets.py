@@ -21,6 +21,9 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
   the bound can only favour B, and a budget too short to show the ratio reads "not met".
 - ``stays``: every seed of A has a last-quarter mean (points in the last 25% of its steps)
   ≥ ``value``: a learned task stays learned.
+- ``keeps``: every seed of A has a last-quarter mean within ``margin`` (default 0.1, normalised
+  by the env's bounds as ``final_within``; raw where the report has none) of that seed's own best
+  point: what a seed learned, it keeps. It takes neither ``versus`` nor ``value``.
 - ``final_at_most``: mean final return of A ≤ B's (or ≤ ``value``): "stays at chance".
 - ``final_within``: A's mean final return, normalised by the env's bounds (random 0, best 1: the
   report's), is at least B's minus ``margin`` (default 0.1). ``versus: best`` compares with the
@@ -62,6 +65,7 @@ CHECKS = (
     "stays",
     "final_at_most",
     "final_within",
+    "keeps",
 )
 BEST = "best"  # ``versus: best``: the env's best agent in the report
 LAST_QUARTER = 0.25
@@ -121,8 +125,8 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
             raise ValueError(f"{at}: unknown check {check!r}; valid: {', '.join(CHECKS)}")
         if check != "sooner" and (extra := sorted({"threshold", "by", "ratio"} & set(entry))):
             raise ValueError(f"{at}: {extra} apply to check 'sooner' only")
-        if check != "final_within" and "margin" in entry:
-            raise ValueError(f"{at}: ['margin'] applies to check 'final_within' only")
+        if check not in ("final_within", "keeps") and "margin" in entry:
+            raise ValueError(f"{at}: ['margin'] applies to checks 'final_within' and 'keeps' only")
         envs, agents = entry["envs"], entry["agents"]
         for key, names in (("envs", envs), ("agents", agents)):
             if not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
@@ -141,9 +145,13 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
             raise ValueError(f"{at}: value must be a number, got {value!r}")
         needs = {"final_at_least": "versus or value", "final_above": "versus or value",
                  "final_clearly_above": "versus or value", "sooner": "versus", "stays": "value",
-                 "final_at_most": "versus or value", "final_within": "versus"}  # fmt: skip
+                 "final_at_most": "versus or value", "final_within": "versus",
+                 "keeps": "neither versus nor value"}  # fmt: skip
         given = (versus is not None) + (value is not None)
-        if (
+        if check == "keeps":
+            if given:
+                raise ValueError(f"{at}: check 'keeps' takes {needs[check]}")
+        elif (
             given != 1
             or (needs[check] == "versus" and versus is None)
             or (check == "stays" and value is None)
@@ -315,6 +323,14 @@ def _check(
             # One seed's "interval" is a point: it shows nothing clearly.
             return False, _closeness(0.0, row.final_ci[0] - bar), detail + "; needs 2+ seeds each"
         return row.final_ci[0] > bar, _closeness(1.0, row.final_ci[0] - bar), detail
+    if target.check == "keeps":
+        low, high = bounds if bounds is not None and bounds[1] > bounds[0] else (0.0, 1.0)
+        drops = [(float(np.max(r.values)) - last_quarter(r)) / (high - low) for r in groups[(env, agent)]]
+        worst = float(np.max(drops))  # NaN if any seed's is: never met
+        scale = "normalised" if bounds is not None and bounds[1] > bounds[0] else "raw"
+        listed = ", ".join(f"{d:.3f}" for d in drops)
+        detail = f"{agent} last quarter below its best by {listed} ({scale}) vs ≤ {target.margin:g}"
+        return bool(worst <= target.margin), _closeness(1.0, target.margin - worst), detail
     if target.check == "stays":
         assert target.value is not None
         quarters = [last_quarter(r) for r in groups[(env, agent)]]

@@ -43,13 +43,13 @@ def ramp(reach_at: int | None, top: float = 1.0, low: float = 0.0) -> np.ndarray
     return values
 
 
-def check(runs: list[Run], target: dict, threshold: float | None = 0.9) -> list:
-    summary = summarize(runs, threshold, reps=200)
+def check(runs: list[Run], target: dict, threshold: float | None = 0.9, bounds: dict | None = None) -> list:
+    summary = summarize(runs, threshold, reps=200, bounds=bounds)
     return evaluate(parse_targets([{"name": "t", "envs": [ENV], **target}]), summary, runs)
 
 
-def status(runs: list[Run], target: dict, threshold: float | None = 0.9) -> str:
-    (result,) = check(runs, target, threshold)
+def status(runs: list[Run], target: dict, threshold: float | None = 0.9, bounds: dict | None = None) -> str:
+    (result,) = check(runs, target, threshold, bounds)
     return result.status
 
 
@@ -151,6 +151,26 @@ def test_stays_reads_every_seeds_last_quarter() -> None:
     assert last_quarter(run("x", 0, fell)) == pytest.approx((2 * 0.95 + 8 * 0.3) / 10)
 
 
+def test_keeps_compares_each_seeds_last_quarter_with_its_own_best() -> None:
+    keeps = {"agents": ["kfrtrl-rhn"], "check": "keeps"}
+    held = [run("kfrtrl-rhn", s, ramp(10, top=0.9 - 0.1 * s, low=0.25)) for s in range(3)]
+    assert status(held, keeps, bounds={ENV: [0.25, 1.0]}) == "met"  # seed 2 peaks lower, and keeps it
+    # One seed learns to 0.95, then falls to 0.5 for its last quarter: 0.45 raw below its best,
+    # 0.6 normalised by [0.25, 1.0]; the seeds that hold do not rescue it.
+    fell = ramp(10, top=0.95, low=0.25)
+    fell[-10:] = 0.5
+    (result,) = check([*held[:2], run("kfrtrl-rhn", 2, fell)], keeps, bounds={ENV: [0.25, 1.0]})
+    assert result.status == "not met" and "0.600 (normalised)" in result.detail
+    assert (
+        status([*held[:2], run("kfrtrl-rhn", 2, fell)], {**keeps, "margin": 0.61}, bounds={ENV: [0.25, 1.0]})
+        == "met"
+    )
+    # A brief spike counts as the best: the check reads the logged (already smoothed) curve.
+    spike = ramp(10, top=0.8, low=0.25)
+    spike[20] = 0.95
+    assert status([*held[:2], run("kfrtrl-rhn", 2, spike)], keeps, bounds={ENV: [0.25, 1.0]}) == "not met"
+
+
 def test_final_at_most_reads_chance_as_a_ceiling() -> None:
     chance = flat("stream-tbptt", (0.0, 0.1, -0.1))
     assert status(chance, {"agents": ["stream-tbptt"], "check": "final_at_most", "value": 0.2}) == "met"
@@ -250,9 +270,11 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
         ({"check": "final_above", "versus": "best"}, "versus 'best' applies to check 'final_within' only"),
         (
             {"check": "final_above", "value": 1.0, "margin": 0.1},
-            r"\['margin'\] applies to check 'final_within'",
+            r"\['margin'\] applies to checks 'final_within' and 'keeps' only",
         ),
         ({"check": "final_within", "versus": "b", "margin": -1}, "margin must be a number >= 0"),
+        ({"check": "keeps", "value": 0.9}, "check 'keeps' takes neither versus nor value"),
+        ({"check": "keeps", "margin": "x"}, "margin must be a number >= 0"),
     ],
 )
 def test_bad_targets_name_the_entry_and_the_problem(entry: dict, match: str) -> None:
