@@ -90,7 +90,7 @@ ERROR_FILE = "suite_cell_error.txt"
 _JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
 # Top-level config keys each kind of entry may set (the part before the first dot or slash).
 _TASK_KEYS = ("env", "policy")
-_AGENT_KEYS = ("algo", "core", "num_envs")
+_AGENT_KEYS = ("algo", "core", "num_envs", "tuned")  # tuned: a preset of learner keys (configs/tuned)
 _COMMON_FORBIDDEN = (*_TASK_KEYS, "algo", "core", "seed", "total_steps", "resume", "log_dir")
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ from report.targets import load_targets
 from report.thresholds import load_bounds
 
 ROOT = Path(__file__).resolve().parents[1]
+SUITES = sorted(path.stem for path in (ROOT / "configs" / "suite").glob("*.yaml"))
 TINY_SUITE = """
 seeds: [0]
 common: [num_envs=2, progress=false, torch_threads=1]
@@ -41,12 +42,12 @@ def _write(tmp_path: Path, text: str, name: str = "tiny.yaml") -> Path:
 
 def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Compose train.py's config for each (task, agent) as the cell would, and check it: two suite
-    agents never share a report label (their runs would merge into one row).
+    agents never share a report label on one env (their runs would merge into one row).
 
     Returns the report's (env, agent) labels of the pairs."""
     cells = {(c.task, c.agent): c for c in S.expand(suite, "/nonexistent") if c.seed == suite.seeds[0]}
     labels = set()
-    owner: dict[str, str] = {}  # report label -> suite agent
+    owner: dict[tuple[str, str], str] = {}  # (env, agent) report label -> suite agent
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         for task, agent in sorted(pairs):
             cfg = compose("config", overrides=list(cells[(task, agent)].overrides))
@@ -62,13 +63,13 @@ def _check_composes(suite: S.Suite, pairs: set[tuple[str, str]]) -> set[tuple[st
                 agent,
             )
             config = OmegaConf.to_container(cfg)
-            label = agent_label(config, suite.agent_keys)
+            label = (env_label(config["env"], config["policy"]), agent_label(config, suite.agent_keys))
             assert owner.setdefault(label, agent) == agent, (label, owner[label], agent)
-            labels.add((env_label(config["env"], config["policy"]), label))
+            labels.add(label)
     return labels
 
 
-@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch", "defaults"])
+@pytest.mark.parametrize("name", SUITES)
 def test_every_task_and_agent_composes(name):
     """Each task with its first agent, each agent with its first task (fast)."""
     suite = S.load_suite(name)
@@ -95,7 +96,7 @@ def test_every_task_and_agent_composes(name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["memory", "quick", "popgym", "novel", "streaming", "batch", "defaults"])
+@pytest.mark.parametrize("name", SUITES)
 def test_every_cell_composes(name):
     suite = S.load_suite(name)
     _check_composes(suite, {(c.task, c.agent) for c in S.expand(suite, "/nonexistent")})
