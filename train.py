@@ -17,6 +17,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import sys
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from jobs import train
@@ -25,9 +27,16 @@ from jobs import train
 @hydra.main(config_path="configs", config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     """One job; returns its final mean return (the summary's ep_rew_mean), the objective that a
-    sweeper such as Hydra's Optuna sweeper (``-m hydra/sweeper=optuna``) maximises."""
+    sweeper such as Hydra's Optuna sweeper (``-m hydra/sweeper=optuna``) maximises.
+
+    A run stopped by SIGINT/SIGTERM is saved and ends cleanly; under ``-m`` it also ends the sweep,
+    with the shell's status for that signal (128 + its number): a sweeper would otherwise score the
+    cut-short run as a finished one and go on to the next."""
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    return float(train(cfg)["ep_rew_mean"])
+    summary = train(cfg)
+    if summary["stop_signal"] is not None and HydraConfig.get().mode == RunMode.MULTIRUN:
+        sys.exit(128 + summary["stop_signal"])
+    return float(summary["ep_rew_mean"])
 
 
 if __name__ == "__main__":

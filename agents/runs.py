@@ -193,6 +193,7 @@ def run_summary(
         "processes": processes,
         "run_dir": str(run_dir),
         "checkpoint": str(checkpoint),
+        "stop_signal": stop_signal,  # the signal that ended the run early (it is saved), else None
     }
 
 
