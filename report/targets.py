@@ -324,10 +324,11 @@ def _check(
             return False, _closeness(0.0, row.final_ci[0] - bar), detail + "; needs 2+ seeds each"
         return row.final_ci[0] > bar, _closeness(1.0, row.final_ci[0] - bar), detail
     if target.check == "keeps":
-        low, high = bounds if bounds is not None and bounds[1] > bounds[0] else (0.0, 1.0)
+        normalised = bounds is not None and bounds[1] > bounds[0]
+        low, high = bounds if normalised else (0.0, 1.0)
         drops = [(float(np.max(r.values)) - last_quarter(r)) / (high - low) for r in groups[(env, agent)]]
         worst = float(np.max(drops))  # NaN if any seed's is: never met
-        scale = "normalised" if bounds is not None and bounds[1] > bounds[0] else "raw"
+        scale = "normalised" if normalised else "raw"
         listed = ", ".join(f"{d:.3f}" for d in drops)
         detail = f"{agent} last quarter below its best by {listed} ({scale}) vs ≤ {target.margin:g}"
         return bool(worst <= target.margin), _closeness(1.0, target.margin - worst), detail

@@ -321,12 +321,14 @@ def catches_sigterm(pid: int) -> bool:
     return bool(mask >> (signal.SIGTERM - 1) & 1)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
-def test_signal_stops_with_summary_and_checkpoint(tmp_path, sig):
+def signalled_run(tmp_path: Path, sig: signal.Signals, *args: str) -> tuple[int, str, str]:
+    """train.py on a long recall job, sent ``sig`` once its first run is logging and its handlers
+    are in place; (exit status, stdout, stderr)."""
     proc = subprocess.Popen(
         [
             sys.executable,
             "train.py",
+            *args,
             "total_steps=1000000000",
             "num_envs=4",
             "core.hidden_size=32",
@@ -348,7 +350,13 @@ def test_signal_stops_with_summary_and_checkpoint(tmp_path, sig):
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, err
+    return proc.returncode, out, err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_signal_stops_with_summary_and_checkpoint(tmp_path, sig):
+    returncode, out, err = signalled_run(tmp_path, sig)
+    assert returncode == 0, err
     (line,) = summary_lines(out)
     assert f"(stopped by {sig.name})" in line[0]
     checkpoint = load_checkpoint(Path(line["dir"]) / "checkpoint.pt")  # weights_only
@@ -359,39 +367,12 @@ def test_signal_stops_with_summary_and_checkpoint(tmp_path, sig):
 def test_a_signal_ends_a_sweep_rather_than_scoring_the_cut_short_run(tmp_path):
     # Under -m, a stopped job returning its partial return would be scored by the sweeper (Optuna
     # took a 15k-step return as a finished trial's) and the next job started: the sweep ends instead.
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "train.py",
-            "-m",
-            "seed=0,1",
-            "total_steps=1000000000",
-            "num_envs=4",
-            "core.hidden_size=32",
-            f"log_dir='{tmp_path}'",
-            "progress=false",
-            "torch_threads=1",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_for(lambda: list(tmp_path.glob("recall/rtrl-elstm/seed0-*/events.out.tfevents.*")), proc, 60)
-        wait_for(lambda: catches_sigterm(proc.pid), proc, 10)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]
+    returncode, out, err = signalled_run(tmp_path, signal.SIGTERM, "-m", "seed=0,1")
+    assert returncode == 128 + signal.SIGTERM, err[-3000:]
     (line,) = summary_lines(out)
     assert "(stopped by SIGTERM)" in line[0]
-    assert load_checkpoint(Path(line["dir"]) / "checkpoint.pt")["counters"]["global_step"] == int(
-        line["steps"]
-    )
+    checkpoint = load_checkpoint(Path(line["dir"]) / "checkpoint.pt")
+    assert checkpoint["counters"]["global_step"] == int(line["steps"])  # saved at the stop
     assert not list(tmp_path.glob("recall/rtrl-elstm/seed1-*"))  # the next job never started
 
 
