@@ -46,6 +46,7 @@ import logging
 import math
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -94,6 +95,10 @@ _AGENT_KEYS = ("algo", "core", "num_envs", "tuned")  # tuned: a preset of learne
 _COMMON_FORBIDDEN = (*_TASK_KEYS, "algo", "core", "seed", "total_steps", "resume", "log_dir")
 
 log = logging.getLogger(__name__)
+
+# The signal that stopped a cell in this process, if any. A launcher worker (joblib's loky) takes
+# cell after cell: once a SIGTERM or SIGINT aimed at it has stopped one, it must not start the next.
+_stopped_by: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -468,7 +473,14 @@ def run_cell(cell: Cell) -> dict[str, Any]:
 
     Returns ``{"status": "done" | "stopped" | "failed", ...}``; never raises for a failed run, so
     that one bad cell does not cancel the others (joblib cancels pending jobs on an exception).
+    Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no other
+    cell: "stopped" without training, so that a signalled worker or suite ends rather than going on.
     """
+    global _stopped_by
+    if _stopped_by is not None:  # a signal already stopped a cell here: start no other
+        name = signal.Signals(_stopped_by).name
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
+        return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
     run_dir = Path(cell.run_dir)
     try:
         from agents.checkpoint import checkpoint_name
@@ -492,6 +504,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         (run_dir / ERROR_FILE).write_text(error)
         return {"status": "failed", "cell": cell.to_dict(), "error": error}
     if summary["global_step"] < cfg.total_steps:  # stopped by a signal: it resumes next time
+        _stopped_by = summary.get("stop_signal") or _stopped_by
         return {"status": "stopped", "cell": cell.to_dict(), "summary": summary}
     record = {
         "cell": cell.to_dict(),

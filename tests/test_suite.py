@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -224,6 +225,26 @@ def test_failed_cell_is_recorded_and_not_marked(tmp_path):
     assert result["status"] == "failed" and "delay must be an integer" in result["error"]
     assert (Path(cell.run_dir) / S.ERROR_FILE).is_file()
     assert not S.cell_finished(cell)
+
+
+def test_a_signalled_worker_starts_no_further_cell(tmp_path, monkeypatch):
+    """A loky worker runs cell after cell: once SIGTERM/SIGINT has stopped one, it starts no other."""
+    import jobs
+
+    calls = []
+
+    def stopped_train(cfg, run_dir):
+        calls.append(run_dir)
+        return {"global_step": 8, "stop_signal": int(signal.SIGTERM)}
+
+    monkeypatch.setattr(jobs, "train", stopped_train)
+    monkeypatch.setattr(S, "_stopped_by", None)  # this process's flag, restored after the test
+    first, second = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")[:2]
+    assert S.run_cell(first)["status"] == "stopped"
+    result = S.run_cell(second)
+    assert result["status"] == "stopped" and result["signal"] == signal.SIGTERM
+    assert calls == [Path(first.run_dir)]  # the second cell never trained
+    assert not S.cell_finished(first) and not S.cell_finished(second)
 
 
 def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
