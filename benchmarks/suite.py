@@ -336,7 +336,18 @@ def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
 
 def select(cells: Sequence[Cell], tasks: Sequence[str] | None, agents: Sequence[str] | None) -> list[Cell]:
     """The cells whose task and agent match one of the glob patterns (all where None): a slice of
-    a suite, run on its own and resumed or completed later by the whole suite."""
+    a suite, run on its own and resumed or completed later by the whole suite. A pattern that
+    matches no task or agent is an error (often a Hydra override typed after ``--tasks``)."""
+    for kind, patterns, names in (
+        ("task", tasks, {c.task for c in cells}),
+        ("agent", agents, {c.agent for c in cells}),
+    ):
+        for pattern in patterns or ():
+            if not any(fnmatch(name, pattern) for name in names):
+                raise ValueError(
+                    f"--{kind}s {pattern!r} matches no {kind}; valid: {', '.join(sorted(names))} "
+                    "(Hydra overrides go before --tasks/--agents)"
+                )
     picked = [
         c
         for c in cells

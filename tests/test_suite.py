@@ -153,7 +153,13 @@ def test_slices_select_tasks_and_agents_by_pattern(tmp_path):
     assert {c.agent for c in picked} == {"rtrl-rtu", "rppo-defaults"} and len(picked) == 3 * 2 * 3
     assert S.select(cells, None, None) == list(cells)
     with pytest.raises(ValueError, match="no cell matches"):
-        S.select(cells, ["nope"], None)
+        S.select(cells, ["procgen-maze-memory"], ["rtrl-rtu"])  # each matches, together nothing
+    # a pattern that matches nothing names the valid ones: often an override typed after --tasks
+    typo = r"--tasks 'hydra.launcher.n_jobs=1' matches no task; valid: .*recall-d4"
+    with pytest.raises(ValueError, match=typo):
+        S.select(cells, ["repeat-*", "hydra.launcher.n_jobs=1"], None)
+    with pytest.raises(ValueError, match=r"--agents 'nope' matches no agent; valid: .*rtrl-rtu"):
+        S.select(cells, None, ["nope"])
 
 
 def test_finished_cells_are_skipped(tmp_path):
