@@ -589,8 +589,10 @@ def launch(
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
+    global _stopped_by
     if not cells:
         return
+    _stopped_by = None  # a new launch from this process (the in-process launcher's) starts afresh
     launch_dir = Path(launch_dir).resolve()
     launch_dir.mkdir(parents=True, exist_ok=True)
     cells_file = launch_dir / "cells.json"
