@@ -47,6 +47,7 @@ import math
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -482,17 +483,62 @@ def compose_cell(cell: Cell) -> DictConfig:
 def run_cell(cell: Cell) -> dict[str, Any]:
     """Train one cell (resuming its checkpoint if it has one) and mark it done if it finished.
 
-    Returns ``{"status": "done" | "stopped" | "failed", ...}``; never raises for a failed run, so
-    that one bad cell does not cancel the others (joblib cancels pending jobs on an exception).
-    Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no other
-    cell: "stopped" without training, so that a signalled worker or suite ends rather than going on.
+    Returns ``{"status": "done" | "stopped" | "failed" | "busy", ...}``; never raises for a failed
+    run, so that one bad cell does not cancel the others (joblib cancels pending jobs on an
+    exception). Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no
+    other cell: "stopped" without training, so that a signalled worker or suite ends rather than
+    going on. A cell another live suite process holds (its lock file beside the run dir) is "busy":
+    two overlapping slices of a suite never train one cell into one run dir.
     """
-    global _stopped_by
     if _stopped_by is not None:  # a signal already stopped a cell here: start no other
         name = signal.Signals(_stopped_by).name
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
         return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
     run_dir = Path(cell.run_dir)
+    lock = run_dir.parent / f".{run_dir.name}.lock"
+    holder = _take_lock(lock)
+    if holder is not None:  # another suite process (an overlapping slice) is training this cell
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
+        return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
+    try:
+        return _run_locked(cell, run_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _take_lock(path: Path) -> str | None:
+    """Take the cell's lock file (``host pid``, created atomically); None when taken, else who
+    holds it. A lock left by a dead process of this host is stale and taken over; one from another
+    host (SLURM) cannot be checked and counts as held: delete it by hand if that job is gone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            host, _, pid = path.read_text().partition(" ")
+            if host != socket.gethostname() or _alive(int(pid or 0)):
+                return f"process {pid} on {host}"
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return None
+    return f"a process that keeps taking {path}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return pid > 0
+
+
+def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
+    global _stopped_by
     try:
         from agents.checkpoint import checkpoint_name
         from jobs import train
@@ -718,7 +764,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     status = 0
     if not args.report_only:
-        launch(todo, suite_dir / ".launch" / time.strftime("%Y%m%d-%H%M%S"), args.overrides, suite.n_jobs)
+        # the pid keeps apart two slices launched in the same second (each writes its cells.json)
+        launch_dir = suite_dir / ".launch" / f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+        launch(todo, launch_dir, args.overrides, suite.n_jobs)
         failed = pending_cells(cells)
         for cell in failed:
             error = Path(cell.run_dir) / ERROR_FILE

@@ -253,6 +253,35 @@ def test_a_signalled_worker_starts_no_further_cell(tmp_path, monkeypatch):
     assert not S.cell_finished(first) and not S.cell_finished(second)
 
 
+def test_a_cell_another_live_process_holds_is_skipped_and_a_stale_lock_is_taken_over(tmp_path, monkeypatch):
+    """Two overlapping slices of a suite in one dir never train one cell into one run dir."""
+    import socket
+
+    import jobs
+
+    calls = []
+
+    def fake_train(cfg, run_dir):
+        calls.append(run_dir)
+        return {"global_step": 8, "stop_signal": None}
+
+    monkeypatch.setattr(jobs, "train", fake_train)
+    monkeypatch.setattr(S, "_stopped_by", None)
+    cell = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")[0]
+    lock = Path(cell.run_dir).parent / f".{Path(cell.run_dir).name}.lock"
+    lock.parent.mkdir(parents=True)
+    lock.write_text(f"{socket.gethostname()} {os.getppid()}")  # a live process: pytest's parent
+    result = S.run_cell(cell)
+    assert result["status"] == "busy" and str(os.getppid()) in result["holder"] and calls == []
+    assert lock.is_file()  # not ours: left alone
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True)
+    lock.write_text(f"{socket.gethostname()} {int(gone.stdout)}")  # its process has exited
+    assert S.run_cell(cell)["status"] == "stopped" and calls == [Path(cell.run_dir)]
+    assert not lock.exists()  # taken over, then released
+    lock.write_text(f"another-host {os.getpid()}")  # cannot be checked from here: held
+    assert S.run_cell(cell)["status"] == "busy"
+
+
 def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
     """The report is `python -m report.compare DIR --out OUT --threshold X`, run as a CLI."""
     fake = tmp_path / "fake_compare.py"
