@@ -517,7 +517,9 @@ def _take_lock(path: Path) -> str | None:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
             host, _, pid = path.read_text().partition(" ")
-            if host != socket.gethostname() or _alive(int(pid or 0)):
+            if not pid.strip():  # created this instant, not yet written
+                return f"a process taking {path} now"
+            if host != socket.gethostname() or _alive(int(pid)):
                 return f"process {pid} on {host}"
             path.unlink(missing_ok=True)  # stale: its process is gone
             continue
@@ -528,17 +530,22 @@ def _take_lock(path: Path) -> str | None:
 
 
 def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # someone else's live process
         return True
-    return pid > 0
+    return True
 
 
 def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
     global _stopped_by
+    if cell_finished(cell):  # another slice finished it since this launch listed it
+        return {"status": "done", "cell": cell.to_dict()}
     try:
         from agents.checkpoint import checkpoint_name
         from jobs import train

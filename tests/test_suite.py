@@ -280,6 +280,12 @@ def test_a_cell_another_live_process_holds_is_skipped_and_a_stale_lock_is_taken_
     assert not lock.exists()  # taken over, then released
     lock.write_text(f"another-host {os.getpid()}")  # cannot be checked from here: held
     assert S.run_cell(cell)["status"] == "busy"
+    lock.write_text("")  # created this instant by another process, not yet written: held
+    assert S.run_cell(cell)["status"] == "busy" and lock.is_file()
+    lock.unlink()
+    Path(cell.run_dir).mkdir()
+    Path(cell.run_dir, S.MARKER).write_text(json.dumps({"cell": cell.to_dict()}))
+    assert S.run_cell(cell)["status"] == "done" and len(calls) == 1  # another slice finished it
 
 
 def test_report_calls_the_compare_cli(tmp_path, monkeypatch):
