@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -47,4 +48,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if _is_sb3_zip(path):
+        raise ValueError(
+            f"{str(path)!r} is a Stable-Baselines3 zip (the peer's, algo=rppo), not our learner's "
+            "checkpoint.pt: resume it with train.py algo=rppo resume=..., or load it with "
+            "sb3_contrib.RecurrentPPO.load"
+        )
     return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def _is_sb3_zip(path: Path) -> bool:
+    """SB3's zips hold a ``data`` file at their root; torch.save's zips nest every entry in a folder."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return "data" in archive.namelist()

@@ -18,7 +18,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
-from agents.checkpoint import load_checkpoint
+from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.registry import CORES, RULES, make_core, make_rule
 from envs import ENV_MAKERS, make_vector_env
 from jobs import train
@@ -223,3 +223,16 @@ def test_nan_reward_skips_the_update_and_training_goes_on(tmp_path, fed_back):
     checkpoint = load_checkpoint(summary["checkpoint"])
     assert all(torch.isfinite(p).all() for p in checkpoint["agent"].values())
     assert all(torch.isfinite(t).all() for t in checkpoint["rule_state"]["traces"].values())
+
+
+def test_an_sb3_zip_given_as_our_checkpoint_says_what_it_is(tmp_path):
+    import zipfile
+
+    peer = tmp_path / "checkpoint.zip"  # the layout of the peer's checkpoint (algo=rppo)
+    with zipfile.ZipFile(peer, "w") as archive:
+        archive.writestr("data", "{}")
+        archive.writestr("policy.pth", b"")
+    with pytest.raises(ValueError, match=r"Stable-Baselines3 zip .*algo=rppo"):
+        load_checkpoint(peer)
+    ours = save_checkpoint({"x": torch.ones(2)}, tmp_path / "checkpoint.pt")  # also a zip inside
+    assert load_checkpoint(ours)["x"].tolist() == [1.0, 1.0]
