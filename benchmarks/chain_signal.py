@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from hydra import compose, initialize_config_dir
 
-from agents.stream import StreamConfig, make_stream_networks
+from agents.stream import StreamLearner
 from benchmarks.common import CONFIGS
 from envs.memory_chain import MemoryChainVectorEnv
 
@@ -42,10 +42,7 @@ def chain_signal(length: int, seed: int, overrides: Sequence[str] = ()) -> dict[
         cfg = compose("config", overrides=over)
     env = MemoryChainVectorEnv(EPISODES, memory_length=length)
     torch.manual_seed(seed)
-    stream_cfg = StreamConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
-    agent, _ = make_stream_networks(
-        cfg.core, cfg.policy, env.single_observation_space, env.single_action_space, stream_cfg
-    )
+    agent = StreamLearner.from_config(cfg, env, torch.device("cpu")).agent  # the policy network
     # the L + 1 observations of each episode, the last one seen before the answer
     obs, _ = env.reset(seed=seed)
     context = obs[:, 2].copy()  # 2c - 1, shown at the first step
