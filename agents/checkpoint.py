@@ -51,8 +51,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     if _is_sb3_zip(path):
         raise ValueError(
             f"{str(path)!r} is a Stable-Baselines3 zip (the peer's, algo=rppo), not our learner's "
-            "checkpoint.pt: resume it with train.py algo=rppo resume=..., or load it with "
-            "sb3_contrib.RecurrentPPO.load"
+            "checkpoint.pt: evaluate it with python -m peers.evaluate, resume it with train.py "
+            "algo=rppo resume=..., or load it with sb3_contrib.RecurrentPPO.load"
         )
     return torch.load(path, map_location=map_location, weights_only=True)
 

@@ -12,11 +12,9 @@ scaled here: the returns are the env's own.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from omegaconf import OmegaConf
 
@@ -26,6 +24,7 @@ from agents.policy import ActorCritic
 from agents.rules import TBPTT
 from agents.stream import StreamConfig, make_stream_networks
 from envs import make_vector_env
+from envs.evaluation import MODES, EpisodeQuota, describe, evaluation_parser
 
 __all__ = ["evaluate", "evaluation_runner"]
 
@@ -39,8 +38,10 @@ def evaluate(
     video_dir: str | Path | None = None,
     device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run the checkpoint's policy until ``episodes`` episodes have finished; no learning.
+    """Run the checkpoint's policy for ``episodes`` episodes; no learning.
 
+    Env i of the ``num_envs`` contributes its first ``(episodes + i) // num_envs`` episodes
+    (:class:`envs.evaluation.EpisodeQuota`: the first N to finish would favour short ones).
     Returns the mean and std of the raw episode returns and lengths. With ``video_dir``, one
     environment runs with ``render_mode="rgb_array"`` under gymnasium's vector RecordVideo.
     """
@@ -49,7 +50,7 @@ def evaluate(
     render = video_dir is not None
     envs = make_vector_env(
         cfg.env,
-        num_envs=1 if render else num_envs,
+        num_envs=1 if render else min(num_envs, episodes),
         seed=seed,
         **({"render_mode": "rgb_array"} if render else {}),
     )
@@ -57,21 +58,12 @@ def evaluate(
         from gymnasium.wrappers.vector import RecordVideo
 
         envs = RecordVideo(envs, str(video_dir), episode_trigger=lambda _: True)
-    runner = evaluation_runner(payload, cfg, envs, torch.device(device))
-    runner.episode_returns = []  # unbounded: keep every finished episode
-    runner.episode_lengths = []
-    while len(runner.episode_returns) < episodes:
+    quota = EpisodeQuota(envs, episodes)
+    runner = evaluation_runner(payload, cfg, quota, torch.device(device))
+    while not quota.filled:
         runner.collect(greedy=greedy)
-    envs.close()
-    returns = np.asarray(runner.episode_returns[:episodes], dtype=float)
-    lengths = np.asarray(runner.episode_lengths[:episodes], dtype=float)
-    return {
-        "episodes": episodes,
-        "greedy": greedy,
-        "return_mean": float(returns.mean()),
-        "return_std": float(returns.std()),
-        "length_mean": float(lengths.mean()),
-    }
+    quota.close()
+    return quota.summary(greedy)
 
 
 def evaluation_runner(
@@ -102,30 +94,13 @@ def evaluation_runner(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    parser.add_argument("checkpoint")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--num-envs", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=12345)
-    parser.add_argument("--device", default="cpu")
+    parser = evaluation_parser(__doc__)
     parser.add_argument("--video", default=None, help="folder for videos (greedy policy only)")
-    parser.add_argument("--mode", choices=["both", "greedy", "sampled"], default="both")
     args = parser.parse_args()
-    modes = {"both": [True, False], "greedy": [True], "sampled": [False]}[args.mode]
-    for greedy in modes:
-        res = evaluate(
-            args.checkpoint,
-            args.episodes,
-            greedy,
-            args.num_envs,
-            args.seed,
-            args.video if greedy else None,
-            args.device,
-        )
-        print(
-            f"{'greedy ' if greedy else 'sampled'}: return {res['return_mean']:.3f} ± "
-            f"{res['return_std']:.3f}, length {res['length_mean']:.1f} over {args.episodes} episodes"
-        )
+    for greedy in MODES[args.mode]:
+        video = args.video if greedy else None
+        res = evaluate(args.checkpoint, args.episodes, greedy, args.num_envs, args.seed, video, args.device)
+        print(describe(res))
 
 
 if __name__ == "__main__":
