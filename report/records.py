@@ -14,6 +14,7 @@ import numpy as np
 
 __all__ = [
     "DEFAULT_TAG",
+    "EVALUATION_FILE",
     "FINAL_FRACTION",
     "AgentStats",
     "AggregateStats",
@@ -28,6 +29,9 @@ __all__ = [
 
 DEFAULT_TAG = "rollout/ep_rew_mean"
 FINAL_FRACTION = 0.1  # the last 10% of a run's logged points make its final return
+# A run dir's evaluations of its final checkpoint (benchmarks/evaluate_suite.py writes it): a
+# mapping of "<greedy|sampled>-<N>ep-seed<S>" to {"greedy", "episodes", "return_mean", ...}.
+EVALUATION_FILE = "evaluation.json"
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class Run:
         fps: the last ``time/fps`` value, None when not logged.
         source: where the labels came from: ``"config"`` or ``"dirs"``.
         tag: the scalar tag read into ``values``.
+        greedy: the mean return of the final checkpoint's greedy policy (``EVALUATION_FILE``; the
+            evaluation with the most episodes), None when it was not evaluated.
     """
 
     path: Path
@@ -57,6 +63,7 @@ class Run:
     fps: float | None
     source: str
     tag: str = DEFAULT_TAG
+    greedy: float | None = None
 
     @property
     def final(self) -> float:
@@ -97,6 +104,7 @@ class AgentStats:
     steps_to_threshold: float | None  # mean over the seeds that reached it
     seconds_to_threshold: float | None
     steps_per_second: float | None  # mean over seeds
+    greedy: tuple[float, ...] = ()  # the greedy evaluations of the seeds that have one (Run.greedy)
 
 
 @dataclass(frozen=True)

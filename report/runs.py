@@ -1,8 +1,10 @@
 """Loading runs: the run directories under some folders, each one's curve of a tag from its
-TensorBoard events, and its env and agent labels from its ``config.yaml`` (or its directory names)."""
+TensorBoard events, its env and agent labels from its ``config.yaml`` (or its directory names),
+and the greedy evaluation of its final checkpoint where one was made (``evaluation.json``)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -11,9 +13,9 @@ from typing import Any
 import numpy as np
 import yaml
 
-from report.records import DEFAULT_TAG, Run
+from report.records import DEFAULT_TAG, EVALUATION_FILE, Run
 
-__all__ = ["agent_label", "env_label", "find_run_dirs", "load_run", "load_runs"]
+__all__ = ["agent_label", "env_label", "find_run_dirs", "greedy_return", "load_run", "load_runs"]
 
 EVENTS_GLOB = "events.out.tfevents.*"
 DEFAULTS_PRESET = "sb3-contrib"  # algo.preset of the peer at its library's defaults: no mark in the label
@@ -125,7 +127,20 @@ def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str]
         fps=None if fps is None else float(fps),
         source=source,
         tag=tag,
+        greedy=greedy_return(path),
     )
+
+
+def greedy_return(path: Path) -> float | None:
+    """The greedy evaluation's mean return in the run dir's ``EVALUATION_FILE`` (of several, the
+    one with the most episodes), None without one."""
+    file = path / EVALUATION_FILE
+    if not file.is_file():
+        return None
+    greedy = [v for _, v in sorted(json.loads(file.read_text()).items()) if v.get("greedy")]
+    if not greedy:
+        return None
+    return float(max(greedy, key=lambda v: v["episodes"])["return_mean"])
 
 
 def _written_env(acc: Any) -> str | None:

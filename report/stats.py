@@ -139,6 +139,7 @@ def summarize(
                 steps_to_threshold=float(np.mean([h[0] for h in reach])) if reach else None,
                 seconds_to_threshold=float(np.mean([h[1] for h in reach])) if reach else None,
                 steps_per_second=float(np.mean(speeds)) if speeds else None,
+                greedy=tuple(r.greedy for r in rs if r.greedy is not None),
             )
         )
         seeds = [r.seed for r in rs]

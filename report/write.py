@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from report.plots import agent_colors, plot_aggregate, plot_curves
-from report.records import FINAL_FRACTION, AgentStats, CellCount, Run, Summary, group_runs
+from report.records import EVALUATION_FILE, FINAL_FRACTION, AgentStats, CellCount, Run, Summary, group_runs
 from report.references import references_markdown
 from report.stats import mean_curve
 from report.targets import Target, TargetResult, evaluate, targets_markdown
@@ -114,7 +114,8 @@ def write_report(
         "targets": [asdict(result) for result in checked],
         "runs": [
             {"path": str(r.path), "env": r.env, "agent": r.agent, "seed": r.seed, "final": r.final,
-             "last_step": int(r.steps[-1]), "points": len(r.steps), "labels_from": r.source}
+             "last_step": int(r.steps[-1]), "points": len(r.steps), "labels_from": r.source,
+             "greedy": r.greedy}
             for rs in groups.values()
             for r in rs
         ],
@@ -122,13 +123,14 @@ def write_report(
     (out / "summary.json").write_text(json.dumps(payload, indent=2) + "\n")
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.writer(f)
-        columns = [k for k in AgentStats.__dataclass_fields__ if k not in ("final_ci", "seeds", "finals")]
-        writer.writerow([*columns, "final_ci_low", "final_ci_high", "seeds", "finals"])
+        lists = ("final_ci", "seeds", "finals", "greedy")
+        columns = [k for k in AgentStats.__dataclass_fields__ if k not in lists]
+        writer.writerow([*columns, "final_ci_low", "final_ci_high", "seeds", "finals", "greedy"])
         for row in summary.rows:
             values = asdict(row)
             writer.writerow(
                 [*(values[k] for k in columns), *row.final_ci, " ".join(map(str, row.seeds)),
-                 " ".join(f"{x:.6g}" for x in row.finals)]
+                 " ".join(f"{x:.6g}" for x in row.finals), " ".join(f"{x:.6g}" for x in row.greedy)]
             )  # fmt: skip
     (out / "summary.md").write_text(_markdown(summary, meta, command, checked))
     return [out / "summary.md", out / "summary.json", out / "summary.csv", *written]
@@ -145,6 +147,37 @@ def _overview_cell(row: AgentStats | None, count: CellCount | None) -> str:
     if row is None:
         return "pending" if waiting else "–"
     return f"{row.final_mean:.3f} ({row.worst:.3f})" + (f" +{waiting} pending" if waiting else "")
+
+
+def _greedy_cell(row: AgentStats | None) -> str:
+    """``mean (worst)`` of the seeds' greedy evaluations, ``, k/n seeds`` when some have none."""
+    if row is None or not row.greedy:
+        return "–"
+    some = "" if len(row.greedy) == row.num_seeds else f", {len(row.greedy)}/{row.num_seeds} seeds"
+    return f"{sum(row.greedy) / len(row.greedy):.3f} ({min(row.greedy):.3f}){some}"
+
+
+def _greedy_overview(summary: Summary, envs: Sequence[str], agents: Sequence[str]) -> list[str]:
+    """The greedy evaluations per env and agent beside the references (none without evaluations)."""
+    if not any(row.greedy for row in summary.rows):
+        return []
+    by_key = {(row.env, row.agent): row for row in summary.rows}
+    lines = [
+        "",
+        "## Greedy evaluation of the final checkpoints, mean over seeds (worst seed)",
+        "",
+        "Each finished run's final checkpoint, its most likely action at every step (the measure of "
+        f"rl-zoo's published figures), over the episodes of its `{EVALUATION_FILE}` "
+        "(`python -m benchmarks.evaluate_suite`); `published`: the suite's references.",
+        "",
+        "| env | " + " | ".join(agents) + " | published |",
+        "|---" * (len(agents) + 2) + "|",
+    ]
+    for env in envs:
+        refs = "; ".join(f"{ref.value:g} ({ref.agent})" for ref in summary.references if ref.env == env)
+        cells = [_greedy_cell(by_key.get((env, a))) for a in agents]
+        lines.append(f"| {env} | " + " | ".join(cells) + f" | {refs or '–'} |")
+    return lines
 
 
 def _progress_markdown(cells: Sequence[CellCount]) -> list[str]:
@@ -224,6 +257,7 @@ def _markdown(
     for env in envs:
         cells = [_overview_cell(by_key.get((env, a)), counts.get((env, a))) for a in agents]
         lines.append(f"| {env} | " + " | ".join(cells) + " |")
+    lines += _greedy_overview(summary, envs, agents)
     for env in envs:
         refs = [ref for ref in summary.references if ref.env == env]
         if env not in with_runs:
@@ -239,6 +273,9 @@ def _markdown(
         if thr is not None:
             head += f" reached ≥ {thr:g} | steps to ≥ {thr:g} | seconds to ≥ {thr:g} |"
         head += " steps/s |"
+        greedy = any(row.greedy for row in summary.rows if row.env == env)
+        if greedy:
+            head += " greedy (worst) |"
         lines += [
             "",
             f"## {env}",
@@ -260,6 +297,8 @@ def _markdown(
                     _num(row.seconds_to_threshold, 1),
                 ]
             cells.append(_num(row.steps_per_second, 0))
+            if greedy:
+                cells.append(_greedy_cell(row))
             lines.append("| " + " | ".join(cells) + " |")
         waiting = [c for c in summary.cells if c.env == env and c.running + c.pending]
         if waiting:

@@ -1,4 +1,5 @@
-"""benchmarks.evaluate_suite: a suite's finished cells evaluated greedily, ours and the peer's alike."""
+"""benchmarks.evaluate_suite: a suite's finished cells evaluated greedily, ours and the peer's alike,
+kept in their run dirs for the report."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 
 from benchmarks import evaluate_suite as E
 from benchmarks import suite as S
-from envs import make_vector_env
+from report.records import EVALUATION_FILE
+from report.runs import greedy_return
 
 SUITE = """
 seeds: [0, 1]
@@ -21,50 +23,41 @@ tasks:
   recall-d2:
     overrides: [env=recall, env.delay=2]
     total_steps: 32
-references:
-  - env: "{label}"
-    value: 0.75
-    budget: 32
-    agent: "a published agent"
-    source: "a test"
 """
 
 
-def test_finished_cells_are_evaluated_once_and_tabled_beside_the_references(tmp_path, monkeypatch):
+def test_finished_cells_are_evaluated_once_and_kept_for_the_report(tmp_path, monkeypatch, capsys):
     pytest.importorskip("sb3_contrib")
-    env = make_vector_env({"name": "recall", "delay": 2}, num_envs=1, seed=0)
-    label = env.env_name
-    env.close()
     path = tmp_path / "tiny.yaml"
-    path.write_text(SUITE.format(label=label))
+    path.write_text(SUITE)
     cells = S.expand(S.load_suite(path), tmp_path / "s")
     for cell in cells:
         if cell.seed == 0:  # seed 1 stays pending
             assert S.run_cell(cell)["status"] == "done"
-    out = tmp_path / "evaluation.md"
-    args = [str(path), "--dir", str(tmp_path / "s"), "--episodes", "3", "--out", str(out)]
+    args = [str(path), "--dir", str(tmp_path / "s"), "--episodes", "3"]
+    capsys.readouterr()  # the cells' own output
     assert E.main(args) == 0
-    text = out.read_text()
-    row = next(line for line in text.splitlines() if line.startswith(f"| recall-d2 ({label})"))
-    cols = [c.strip() for c in row.strip("|").split("|")]
-    assert cols[1].endswith(", 1/2 seeds") and cols[2].endswith(", 1/2 seeds")  # rtrl-elstm, rppo
-    assert cols[3] == "0.75 (a published agent)"
+    printed = capsys.readouterr().out
+    assert "2 of 4 cells finished" in printed
+    assert "recall-d2/rppo/seed0: greedy : return" in printed and "over 3 episodes" in printed
     for cell in cells[:2]:
-        stored = json.loads((Path(cell.run_dir) / E.RESULTS_FILE).read_text())
+        stored = json.loads((Path(cell.run_dir) / EVALUATION_FILE).read_text())
         assert stored["greedy-3ep-seed100"]["episodes"] == 3 and stored["greedy-3ep-seed100"]["greedy"]
         assert stored["greedy-3ep-seed100"]["length_mean"] == 4.0  # recall at delay 2
-    assert not (Path(cells[2].run_dir) / E.RESULTS_FILE).exists()
+        assert greedy_return(Path(cell.run_dir)) == stored["greedy-3ep-seed100"]["return_mean"]
+    assert not (Path(cells[2].run_dir) / EVALUATION_FILE).exists()  # pending: not evaluated
 
     def refuse(*args, **kwargs):
         raise AssertionError("evaluated again")
 
     monkeypatch.setattr("agents.evaluate.evaluate", refuse)
     monkeypatch.setattr("peers.evaluate.evaluate", refuse)
-    assert E.main(args) == 0 and out.read_text() == text  # from evaluation.json
+    assert E.main(args) == 0  # from evaluation.json
+    assert capsys.readouterr().out == printed
 
 
 def test_unknown_agents_name_the_valid_ones(tmp_path, capsys):
     path = tmp_path / "tiny.yaml"
-    path.write_text(SUITE.format(label="recall:x"))
+    path.write_text(SUITE)
     assert E.main([str(path), "--dir", str(tmp_path / "s"), "--agents", "nope"]) == 2
     assert "valid: rppo, rtrl-elstm" in capsys.readouterr().err

@@ -370,3 +370,50 @@ def test_aggregate_leaves_out_an_agent_run_on_few_envs() -> None:
     assert aggregate_set(finished) == (["a", "b", "c"], ["x", "y"])
     assert aggregate_set(finished, ["a"]) == (["a"], ["preset", "x", "y"])
     assert aggregate_set({}) == ([], [])
+
+
+def test_greedy_evaluations_show_beside_the_rows_and_stay_out_of_the_statistics(
+    runs_root: Path, tmp_path: Path
+) -> None:
+    """A run dir's evaluation.json (benchmarks/evaluate_suite.py) adds a greedy column and overview:
+    mean over the evaluated seeds (worst), the count where some are missing, the references beside."""
+    need_rliable()
+    import shutil
+
+    from report.runs import greedy_return
+
+    root = tmp_path / "runs"
+    shutil.copytree(runs_root, root)
+    seeds = sorted((root / "recall" / "rtrl-elstm").iterdir())
+    evaluations = [
+        {"greedy-5ep-seed1": {"greedy": True, "episodes": 5, "return_mean": 0.2},  # fewer episodes
+         "greedy-20ep-seed1": {"greedy": True, "episodes": 20, "return_mean": 0.9},
+         "sampled-50ep-seed1": {"greedy": False, "episodes": 50, "return_mean": 0.1}},  # not greedy
+        {"greedy-20ep-seed1": {"greedy": True, "episodes": 20, "return_mean": 0.6}},
+    ]  # fmt: skip
+    for run_dir, evaluation in zip(seeds, evaluations, strict=False):  # seed 2: not evaluated
+        (run_dir / "evaluation.json").write_text(json.dumps(evaluation))
+    assert greedy_return(seeds[0]) == 0.9 and greedy_return(seeds[2]) is None
+    sampled_only = {"sampled-50ep-seed1": evaluations[0]["sampled-50ep-seed1"]}
+    (seeds[2] / "evaluation.json").write_text(json.dumps(sampled_only))
+    assert greedy_return(seeds[2]) is None  # a file without a greedy evaluation
+    refs = tmp_path / "refs.yaml"
+    refs.write_text(
+        yaml.safe_dump({"references": [{"env": "recall:delay12-cues4", "value": 0.95, "agent": "Paper agent",
+                                        "source": "Some paper"}]})
+    )  # fmt: skip
+    plain, greedy = tmp_path / "plain", tmp_path / "greedy"
+    assert main([str(runs_root), "--out", str(plain), "--reps", "300"]) == 0
+    assert main([str(root), "--out", str(greedy), "--reps", "300", "--references", str(refs)]) == 0
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (plain, greedy))
+    for key in ("aggregate", "bounds"):
+        assert a[key] == b[key], key
+    assert [r["finals"] for r in a["rows"]] == [r["finals"] for r in b["rows"]]
+    markdown = (greedy / "summary.md").read_text()
+    overview = markdown.split("## Greedy evaluation of the final checkpoints")[1].split("\n## ")[0]
+    assert "| recall:delay12-cues4 | 0.750 (0.600), 2/3 seeds | – | 0.95 (Paper agent) |" in overview
+    assert "| popgym:RepeatPreviousEasy | – | – | – |" in overview
+    section = markdown.split("## recall:delay12-cues4")[1]
+    assert "greedy (worst) |" in section and "| 0.750 (0.600), 2/3 seeds |" in section
+    assert "greedy (worst)" not in markdown.split("## popgym:RepeatPreviousEasy")[1].split("\n## ")[0]
+    assert "Greedy evaluation" not in (plain / "summary.md").read_text()
