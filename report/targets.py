@@ -25,6 +25,9 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
   by the env's bounds as ``final_within``; raw where the report has none) of that seed's own best
   point: what a seed learned, it keeps. It takes neither ``versus`` nor ``value``.
 - ``final_at_most``: mean final return of A ≤ B's (or ≤ ``value``): "stays at chance".
+- ``greedy_at_least``: A's mean over seeds of the greedy evaluation of its final checkpoints
+  (``evaluation.json``, ``python -m benchmarks.evaluate_suite``) ≥ B's (or ``value``): the measure
+  of rl-zoo's published figures. Not met while a seed of A (or B) has none.
 - ``final_within``: A's mean final return, normalised by the env's bounds (random 0, best 1: the
   report's), is at least B's minus ``margin`` (default 0.1). ``versus: best`` compares with the
   best agent of the env in the report, whichever it is (A itself included, so the best is
@@ -66,6 +69,7 @@ CHECKS = (
     "final_at_most",
     "final_within",
     "keeps",
+    "greedy_at_least",
 )
 BEST = "best"  # ``versus: best``: the env's best agent in the report
 LAST_QUARTER = 0.25
@@ -146,7 +150,7 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         needs = {"final_at_least": "versus or value", "final_above": "versus or value",
                  "final_clearly_above": "versus or value", "sooner": "versus", "stays": "value",
                  "final_at_most": "versus or value", "final_within": "versus",
-                 "keeps": "neither versus nor value"}  # fmt: skip
+                 "keeps": "neither versus nor value", "greedy_at_least": "versus or value"}  # fmt: skip
         given = (versus is not None) + (value is not None)
         if check == "keeps":
             if given:
@@ -290,6 +294,20 @@ def _check(
             _closeness(1.0, row.final_mean - bar),
             f"{agent} {row.final_mean:.3f} ({seeds}) vs {against}",
         )
+    if target.check == "greedy_at_least":
+        bar = float(np.mean(other.greedy)) if other and other.greedy else target.value
+        unevaluated = [
+            f"{r.agent} {r.num_seeds - len(r.greedy)}/{r.num_seeds}"
+            for r in (row, other)
+            if r is not None and len(r.greedy) < r.num_seeds
+        ]
+        if unevaluated or bar is None:
+            missing = ", ".join(unevaluated)
+            detail = f"seeds without a greedy evaluation: {missing} (python -m benchmarks.evaluate_suite)"
+            return False, _closeness(0.0, -len(unevaluated)), detail
+        mine = float(np.mean(row.greedy))
+        against = f"{opponent} {bar:.3f}" if other else f"{bar:g}"
+        return mine >= bar, _closeness(1.0, mine - bar), f"{agent} greedy {mine:.3f} ({seeds}) vs {against}"
     if target.check == "final_at_most":
         bar = other.final_mean if other else target.value
         assert bar is not None

@@ -290,3 +290,24 @@ def test_load_targets_reads_a_list_or_a_suite_config(tmp_path: Path) -> None:
     assert load_targets(tmp_path / "list.yaml") == load_targets(tmp_path / "suite.yaml")
     with pytest.raises(ValueError, match="no 'targets' key"):
         load_targets(tmp_path / "none.yaml")
+
+
+def test_greedy_at_least_reads_the_greedy_evaluations_of_every_seed() -> None:
+    from dataclasses import replace
+
+    ours = [
+        replace(r, greedy=g)
+        for r, g in zip(flat("rtrl-elstm", (0.1, 0.2, 0.3)), (0.9, 1.0, 0.8), strict=True)
+    ]
+    peer = [replace(r, greedy=0.85) for r in flat("rppo-lstm", (0.9, 0.9, 0.9))]
+    target = {"agents": ["rtrl-elstm"], "check": "greedy_at_least", "versus": "rppo-lstm"}
+    assert status(ours + peer, target) == "met"  # 0.9 >= 0.85, though its training returns are lower
+    assert status(ours + peer, {**target, "versus": None, "value": 0.9}) == "met"
+    (result,) = check(ours + peer, {**target, "versus": None, "value": 0.91})
+    assert result.status == "not met" and "greedy 0.900 (3 seeds) vs 0.91" in result.detail
+    ours[1] = replace(ours[1], greedy=None)  # one seed not evaluated: never met
+    (result,) = check(ours + peer, {**target, "versus": None, "value": 0.0})
+    assert result.status == "not met" and "rtrl-elstm 1/3" in result.detail
+    unevaluated_peer = flat("rppo-lstm", (0.9, 0.9, 0.9))
+    (result,) = check(ours[:1] + unevaluated_peer, target)
+    assert result.status == "not met" and "rppo-lstm 3/3" in result.detail
