@@ -1,9 +1,11 @@
-"""The memory-task suite: ``python -m benchmarks.suite memory`` (or ``quick``), resumable.
+"""A suite of training runs: ``python -m benchmarks.suite memory`` (or any configs/suite/ name), resumable.
 
 ``configs/suite/<suite>.yaml`` declares the tasks (env overrides and a step budget), the agents
-(algo and core overrides) and the seeds. This module expands them into cells, one training run
-each, skips the cells that have finished, runs the rest as a Hydra multirun of ``jobs.train``
-and then writes the report with ``python -m report.compare``. It adds no training code.
+(algo and core overrides) and the seeds (read by benchmarks/suites/config.py). They expand into
+cells, one training run each (benchmarks/suites/cells.py); this module skips the cells that have
+finished, runs the rest as a Hydra multirun of ``jobs.train`` (each under its lock,
+benchmarks/suites/locks.py) and then writes the report with ``python -m report.compare``. It adds
+no training code.
 
 - **Cells** run in ``<suite_dir>/<task>/<agent>/seed<k>`` (default suite_dir ``runs/suite/<suite>``),
   ordered seed first, so a suite stopped half-way has whole seeds to compare.
@@ -26,9 +28,9 @@ and then writes the report with ``python -m report.compare``. It adds no trainin
   ``<algo>-<core>`` as everywhere; a suite whose agents share an algo and core names the keys that
   tell them apart in ``agent_keys:`` (e.g. ``[algo.ent_coef_final]``: the report's --agent-key).
 
-A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo``, ``core``
-and ``num_envs`` keys (the batch is the learner's; an agent's ``num_envs`` wins over ``common``):
-the task describes the task, never the learner.
+A task entry may only set ``env`` and ``policy`` keys and an agent entry only ``algo``, ``core``,
+``num_envs`` and ``tuned`` keys (the batch is the learner's; an agent's ``num_envs`` wins over
+``common``): the task describes the task, never the learner.
 """
 
 from __future__ import annotations
@@ -40,38 +42,49 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
 import contextlib
-import dataclasses
 import json
 import logging
 import math
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from report.records import Reference
-from report.references import parse_references
-from report.runs import agent_label, env_label
-from report.targets import Target, parse_targets
-from report.thresholds import parse_bounds, thresholds_of
+from benchmarks.suites.cells import (
+    ERROR_FILE,
+    MARKER,
+    RUNNING_WINDOW_S,
+    Cell,
+    cell_finished,
+    cell_status,
+    expand,
+    pending_cells,
+    select,
+    write_cells,
+)
+from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
+from benchmarks.suites.locks import take_lock
 
+# The suite's API in one place: what benchmarks/suites/ defines, and the running of its cells here.
 __all__ = [
+    "ERROR_FILE",
     "MARKER",
+    "ROOT",
+    "RUNNING_WINDOW_S",
     "SUITE_CONFIGS",
     "Cell",
     "Suite",
     "Task",
     "cell_finished",
+    "cell_status",
     "compose_cell",
     "expand",
     "launch",
@@ -84,389 +97,13 @@ __all__ = [
     "suite_names",
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
-CONFIGS = ROOT / "configs"
-SUITE_CONFIGS = CONFIGS / "suite"
-MARKER = "suite_cell.json"  # written into a cell's run dir once it has trained its whole budget
-ERROR_FILE = "suite_cell_error.txt"
 _JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
-# Top-level config keys each kind of entry may set (the part before the first dot or slash).
-_TASK_KEYS = ("env", "policy")
-_AGENT_KEYS = ("algo", "core", "num_envs", "tuned")  # tuned: a preset of learner keys (configs/tuned)
-_COMMON_FORBIDDEN = (*_TASK_KEYS, "algo", "core", "seed", "total_steps", "resume", "log_dir")
 
 log = logging.getLogger(__name__)
 
 # The signal that stopped a cell in this process, if any. A launcher worker (joblib's loky) takes
 # cell after cell: once a SIGTERM or SIGINT aimed at it has stopped one, it must not start the next.
 _stopped_by: int | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    """One task: its env (and policy-input) overrides, its budget, optionally a subset of agents."""
-
-    overrides: tuple[str, ...]
-    total_steps: int
-    agents: tuple[str, ...] | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class Suite:
-    """A suite config (configs/suite/<name>.yaml) after validation."""
-
-    name: str
-    seeds: tuple[int, ...]
-    agents: dict[str, tuple[str, ...]]
-    tasks: dict[str, Task]
-    common: tuple[str, ...] = ()
-    agent_seeds: dict[str, tuple[int, ...]] = dataclasses.field(default_factory=dict)  # agent: its seeds
-    agent_tasks: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)  # agent: its tasks
-    threshold: dict[str, float] = dataclasses.field(default_factory=dict)  # env label glob -> X
-    n_jobs: int = 2
-    targets: tuple[Target, ...] = ()  # checked by the report, in env and agent labels
-    bounds: dict[str, tuple[float, float]] = dataclasses.field(default_factory=dict)  # env: [low, high]
-    references: tuple[Reference, ...] = ()  # published results the report prints beside the rows
-    aggregate_envs: tuple[str, ...] | None = None  # env label globs the report's aggregate covers
-    agent_keys: tuple[str, ...] = ()  # dotted config keys that split the report's agent labels
-    path: Path | None = None  # the config file (the report reads its targets and bounds from it)
-
-    def seeds_of(self, agent: str) -> tuple[int, ...]:
-        """The seeds an agent runs: its own ``seeds`` where the entry gives them, else the suite's."""
-        return self.agent_seeds.get(agent, self.seeds)
-
-    def runs(self, task: str, agent: str) -> bool:
-        """Whether the agent runs on the task: both the task's ``agents`` and the agent's ``tasks``
-        (where given) allow it."""
-        allowed = self.tasks[task].agents
-        return (allowed is None or agent in allowed) and task in self.agent_tasks.get(agent, (task,))
-
-
-@dataclasses.dataclass(frozen=True)
-class Cell:
-    """One training run of the suite: train.py's config = config.yaml + ``overrides``."""
-
-    task: str
-    agent: str
-    seed: int
-    total_steps: int
-    overrides: tuple[str, ...]
-    run_dir: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
-        return cls(**{**data, "overrides": tuple(data["overrides"])})
-
-
-# ---------------------------------------------------------------- suite config
-
-
-def suite_names() -> list[str]:
-    """The suites in configs/suite/."""
-    return sorted(p.stem for p in SUITE_CONFIGS.glob("*.yaml"))
-
-
-def load_suite(name_or_path: str | Path) -> Suite:
-    """Read and check a suite: a name in configs/suite/ or the path of a YAML file."""
-    path = Path(name_or_path)
-    if path.suffix not in (".yaml", ".yml"):
-        path = SUITE_CONFIGS / f"{name_or_path}.yaml"
-        if not path.is_file():
-            raise ValueError(f"unknown suite {str(name_or_path)!r}; valid suites: {', '.join(suite_names())}")
-    elif not path.is_file():
-        raise FileNotFoundError(f"no suite config at {path}")
-    raw = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    if not isinstance(raw, dict):
-        raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
-    known = {
-        "seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds", "references",
-        "aggregate_envs", "agent_keys",
-    }  # fmt: skip
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(f"{path}: unknown key(s) {unknown}; valid keys: {sorted(known)}")
-    for key in ("seeds", "agents", "tasks"):
-        if not raw.get(key):
-            raise ValueError(f"{path}: '{key}' is missing or empty")
-    if not all(isinstance(s, int) for s in raw["seeds"]) or len(set(raw["seeds"])) != len(raw["seeds"]):
-        raise ValueError(f"{path}: seeds must be distinct integers, got {raw['seeds']!r}")
-    agents, agent_seeds, agent_tasks = {}, {}, {}
-    for name, entry in raw["agents"].items():
-        agents[str(name)], seeds, only = _agent(entry, f"{path}: agent {name!r}", raw["seeds"], raw["tasks"])
-        if seeds is not None:
-            agent_seeds[str(name)] = seeds
-        if only is not None:
-            agent_tasks[str(name)] = only
-    tasks = {
-        str(name): _task(entry, f"{path}: task {name!r}", agents) for name, entry in raw["tasks"].items()
-    }
-    for name in (*agents, *tasks):
-        if not name or "/" in name or name.startswith("."):
-            raise ValueError(f"{path}: {name!r} is not a usable directory name")
-    common = _overrides(raw.get("common") or [], f"{path}: common", forbidden=_COMMON_FORBIDDEN)
-    try:
-        threshold = thresholds_of(raw.get("threshold"))
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    n_jobs = raw.get("n_jobs", 2)
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"{path}: n_jobs must be an integer >= 1, got {n_jobs!r}")
-    aggregate_envs = raw.get("aggregate_envs")
-    if aggregate_envs is not None and (
-        not isinstance(aggregate_envs, list)
-        or not aggregate_envs
-        or not all(isinstance(g, str) for g in aggregate_envs)
-    ):
-        raise ValueError(f"{path}: aggregate_envs must be a list of env label globs, got {aggregate_envs!r}")
-    agent_keys = raw.get("agent_keys", [])
-    if not isinstance(agent_keys, list) or not all(isinstance(k, str) and k for k in agent_keys):
-        raise ValueError(f"{path}: agent_keys must be a list of dotted config keys, got {agent_keys!r}")
-    return Suite(
-        name=path.stem,
-        seeds=tuple(raw["seeds"]),
-        agents=agents,
-        tasks=tasks,
-        common=common,
-        agent_seeds=agent_seeds,
-        agent_tasks=agent_tasks,
-        references=tuple(parse_references(raw["references"], f"{path}: references"))
-        if "references" in raw
-        else (),
-        aggregate_envs=None if aggregate_envs is None else tuple(aggregate_envs),
-        agent_keys=tuple(agent_keys),
-        threshold=threshold,
-        n_jobs=n_jobs,
-        targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
-        bounds=parse_bounds(raw["bounds"], f"{path}: bounds") if "bounds" in raw else {},
-        path=path,
-    )
-
-
-def _agent(
-    entry: Any, where: str, suite_seeds: Sequence[int], suite_tasks: Mapping[str, Any]
-) -> tuple[tuple[str, ...], tuple[int, ...] | None, tuple[str, ...] | None]:
-    """An agent entry: a list of overrides, or ``{overrides: [...], seeds: [...], tasks: [...]}``
-    where the agent runs fewer seeds than the suite (a costly peer; the suite's seeds) or some of
-    its tasks only (a preset that exists for those). Returns (overrides, seeds, tasks)."""
-    if not isinstance(entry, dict):
-        return _overrides(entry, where, allowed=_AGENT_KEYS), None, None
-    unknown = sorted(set(entry) - {"overrides", "seeds", "tasks"})
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: overrides, seeds, tasks")
-    seeds = entry.get("seeds")
-    if seeds is not None and (
-        not isinstance(seeds, list)
-        or not seeds
-        or len(set(seeds)) != len(seeds)
-        or not set(seeds) <= set(suite_seeds)
-    ):
-        raise ValueError(
-            f"{where}: seeds must be distinct seeds of the suite's {list(suite_seeds)}, got {seeds!r}"
-        )
-    tasks = entry.get("tasks")
-    if tasks is not None:
-        missing = [t for t in tasks if t not in suite_tasks] if isinstance(tasks, list) else tasks
-        if not isinstance(tasks, list) or not tasks or missing:
-            raise ValueError(f"{where}: tasks must list tasks of the suite; unknown: {missing!r}")
-    overrides = _overrides(entry.get("overrides"), where, allowed=_AGENT_KEYS)
-    return overrides, None if seeds is None else tuple(seeds), None if tasks is None else tuple(tasks)
-
-
-def _task(entry: Any, where: str, agents: Mapping[str, Any]) -> Task:
-    if not isinstance(entry, dict):
-        raise ValueError(f"{where}: expected a mapping with overrides and total_steps, got {entry!r}")
-    unknown = sorted(set(entry) - {"overrides", "total_steps", "agents"})
-    if unknown:
-        raise ValueError(f"{where}: unknown key(s) {unknown}; valid keys: agents, overrides, total_steps")
-    steps = entry.get("total_steps")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"{where}: total_steps must be a positive integer, got {steps!r}")
-    subset = entry.get("agents")
-    if subset is not None:
-        missing = [a for a in subset if a not in agents]
-        if missing or not subset:
-            raise ValueError(f"{where}: unknown agent(s) {missing}; valid agents: {', '.join(agents)}")
-        subset = tuple(subset)
-    overrides = _overrides(entry.get("overrides") or [], where, allowed=_TASK_KEYS)
-    return Task(overrides=overrides, total_steps=steps, agents=subset)
-
-
-def _overrides(
-    overrides: Any, where: str, allowed: Sequence[str] = (), forbidden: Sequence[str] = ()
-) -> tuple[str, ...]:
-    """Check a list of Hydra overrides: ``key=value`` whose top-level key is allowed."""
-    if not isinstance(overrides, list) or not all(isinstance(o, str) for o in overrides):
-        raise ValueError(f"{where}: overrides must be a list of 'key=value' strings, got {overrides!r}")
-    for override in overrides:
-        key, eq, _ = override.partition("=")
-        top = key.lstrip("+~").split(".")[0].split("/")[0]
-        if not eq or not top:
-            raise ValueError(f"{where}: {override!r} is not a 'key=value' override")
-        if (allowed and top not in allowed) or top in forbidden:
-            rule = f"may only set {', '.join(allowed)} keys" if allowed else f"may not set {top!r}"
-            raise ValueError(f"{where}: {override!r}: this entry {rule}")
-    return tuple(overrides)
-
-
-# ---------------------------------------------------------------- cells
-
-
-def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
-    """Every cell of the suite, seed first, then task and agent in the config's order."""
-    suite_dir = Path(suite_dir).resolve()
-    cells = []
-    for seed in suite.seeds:
-        for task_name, task in suite.tasks.items():
-            for agent in task.agents or tuple(suite.agents):
-                if seed not in suite.seeds_of(agent) or not suite.runs(task_name, agent):
-                    continue
-                overrides = (
-                    *suite.common,
-                    *task.overrides,
-                    *suite.agents[agent],
-                    f"seed={seed}",
-                    f"total_steps={task.total_steps}",
-                )
-                run_dir = suite_dir / task_name / agent / f"seed{seed}"
-                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir)))
-    return cells
-
-
-def select(cells: Sequence[Cell], tasks: Sequence[str] | None, agents: Sequence[str] | None) -> list[Cell]:
-    """The cells whose task and agent match one of the glob patterns (all where None): a slice of
-    a suite, run on its own and resumed or completed later by the whole suite. A pattern that
-    matches no task or agent is an error (often a Hydra override typed after ``--tasks``)."""
-    for kind, patterns, names in (
-        ("task", tasks, {c.task for c in cells}),
-        ("agent", agents, {c.agent for c in cells}),
-    ):
-        for pattern in patterns or ():
-            if not any(fnmatch(name, pattern) for name in names):
-                raise ValueError(
-                    f"--{kind}s {pattern!r} matches no {kind}; valid: {', '.join(sorted(names))} "
-                    "(Hydra overrides go before --tasks/--agents)"
-                )
-    picked = [
-        c
-        for c in cells
-        if (tasks is None or any(fnmatch(c.task, p) for p in tasks))
-        and (agents is None or any(fnmatch(c.agent, p) for p in agents))
-    ]
-    if not picked:
-        raise ValueError(f"no cell matches tasks {tasks} and agents {agents}")
-    return picked
-
-
-def cell_finished(cell: Cell) -> bool:
-    """True when the cell's run dir holds a done marker for these same overrides.
-
-    Raises if the marker is for other overrides (a suite config edited under a finished suite):
-    the old run would otherwise pass for the new cell.
-    """
-    marker = Path(cell.run_dir) / MARKER
-    if not marker.is_file():
-        return False
-    done = json.loads(marker.read_text())["cell"]
-    if tuple(done["overrides"]) != cell.overrides:
-        raise ValueError(
-            f"{marker} is for the overrides {done['overrides']}, but the suite now asks for "
-            f"{list(cell.overrides)}; delete that run dir to re-run it, or use another --dir"
-        )
-    return True
-
-
-def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
-    """The cells still to run."""
-    return [cell for cell in cells if not cell_finished(cell)]
-
-
-@dataclasses.dataclass(frozen=True)
-class CellStatus:
-    """Where a cell stands: ``done``; ``running`` (its run dir changed in the last
-    ``RUNNING_WINDOW_S`` seconds); or ``pending``: not started, ``stopped`` part-way (it resumes
-    from its checkpoint) or ``failed`` (see its ``suite_cell_error.txt``). ``step``: env steps
-    logged so far (None before the first update)."""
-
-    status: str
-    step: int | None = None
-    detail: str = ""  # for pending: "", "stopped" or "failed"
-
-    def describe(self, total_steps: int) -> str:
-        at = "" if self.step is None else f" at {self.step:,}/{total_steps:,} steps"
-        if self.status == "pending" and self.detail:
-            return f"pending ({self.detail}{at})"
-        return self.status + ("" if self.status == "done" else at)
-
-
-RUNNING_WINDOW_S = 600.0  # TensorBoard flushes every 2 minutes; a run quiet for 10 is not running
-
-
-def cell_status(cell: Cell, now: float | None = None) -> CellStatus:
-    """The cell's :class:`CellStatus`, from its run dir (the done marker, the latest event's step,
-    the files' modification times)."""
-    if cell_finished(cell):
-        return CellStatus("done", cell.total_steps)
-    run_dir = Path(cell.run_dir)
-    files = [p for p in run_dir.iterdir() if p.is_file()] if run_dir.is_dir() else []
-    if not files:
-        return CellStatus("pending")
-    step = latest_step(run_dir)
-    if (ERROR_FILE in {p.name for p in files}) and step is None:
-        return CellStatus("pending", None, "failed")
-    newest = max(p.stat().st_mtime for p in files)
-    if (time.time() if now is None else now) - newest < RUNNING_WINDOW_S:
-        return CellStatus("running", step)
-    return CellStatus("pending", step, "failed" if (run_dir / ERROR_FILE).is_file() else "stopped")
-
-
-def latest_step(run_dir: Path) -> int | None:
-    """The env step of a run's latest logged ``time/fps`` point (one per update), or None."""
-    if not any(run_dir.glob("events.out.tfevents.*")):
-        return None
-    from tensorboard.backend.event_processing import event_accumulator as ea
-
-    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.SCALARS: 1})  # the last point is kept
-    acc.Reload()
-    if "time/fps" not in acc.Tags()["scalars"]:
-        return None
-    return int(acc.Scalars("time/fps")[-1].step)
-
-
-def cell_labels(
-    cells: Sequence[Cell], agent_keys: Sequence[str] = ()
-) -> dict[tuple[str, str], tuple[str, str]]:
-    """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each
-    (``agent_keys``: the suite's, which split agents that share an algo and core)."""
-    from hydra import compose, initialize_config_dir
-
-    firsts = {(c.task, c.agent): c for c in reversed(cells)}
-    labels = {}
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        for key, cell in firsts.items():
-            config = OmegaConf.to_container(compose("config", overrides=list(cell.overrides)), resolve=True)
-            env = env_label(config["env"], config.get("policy")) or str(config["env"].get("name"))
-            labels[key] = (env, agent_label(config, agent_keys))
-    return labels
-
-
-def write_cells(cells: Sequence[Cell], path: Path, agent_keys: Sequence[str] = ()) -> Path:
-    """The report's ``--cells`` file: each cell with its labels, status and step (report/cells.py)."""
-    labels = cell_labels(cells, agent_keys)
-    rows = []
-    for cell in cells:
-        state = cell_status(cell)
-        env, agent = labels[(cell.task, cell.agent)]
-        rows.append(
-            {"env": env, "agent": agent, "task": cell.task, "suite_agent": cell.agent, "seed": cell.seed,
-             "run_dir": cell.run_dir, "status": state.status, "step": state.step,
-             "total_steps": cell.total_steps}
-        )  # fmt: skip
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": rows}, indent=1) + "\n")
-    return path
 
 
 def compose_cell(cell: Cell) -> DictConfig:
@@ -496,7 +133,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
     run_dir = Path(cell.run_dir)
     lock = run_dir.parent / f".{run_dir.name}.lock"
-    holder = _take_lock(lock)
+    holder = take_lock(lock)
     if holder is not None:  # another suite process (an overlapping slice) is training this cell
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
         return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
@@ -504,42 +141,6 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         return _run_locked(cell, run_dir)
     finally:
         lock.unlink(missing_ok=True)
-
-
-def _take_lock(path: Path) -> str | None:
-    """Take the cell's lock file (``host pid``, created atomically); None when taken, else who
-    holds it. A lock left by a dead process of this host is stale and taken over; one from another
-    host (SLURM) cannot be checked and counts as held: delete it by hand if that job is gone."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    me = f"{socket.gethostname()} {os.getpid()}"
-    for _ in range(2):
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            host, _, pid = path.read_text().partition(" ")
-            if not pid.strip():  # created this instant, not yet written
-                return f"a process taking {path} now"
-            if host != socket.gethostname() or _alive(int(pid)):
-                return f"process {pid} on {host}"
-            path.unlink(missing_ok=True)  # stale: its process is gone
-            continue
-        with os.fdopen(fd, "w") as f:
-            f.write(me)
-        return None
-    return f"a process that keeps taking {path}"
-
-
-def _alive(pid: int) -> bool:
-    """Whether a process with this pid runs on this host."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:

@@ -1,0 +1,209 @@
+"""A suite's cells: one training run each (task x agent x seed), where it runs, and where it
+stands (done, running or pending) from its run dir alone."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from collections.abc import Mapping, Sequence
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from benchmarks.suites.config import CONFIGS, Suite
+from report.runs import agent_label, env_label
+
+__all__ = [
+    "ERROR_FILE",
+    "MARKER",
+    "RUNNING_WINDOW_S",
+    "Cell",
+    "CellStatus",
+    "cell_finished",
+    "cell_status",
+    "expand",
+    "latest_step",
+    "pending_cells",
+    "select",
+    "write_cells",
+]
+
+MARKER = "suite_cell.json"  # written into a cell's run dir once it has trained its whole budget
+ERROR_FILE = "suite_cell_error.txt"
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One training run of the suite: train.py's config = config.yaml + ``overrides``."""
+
+    task: str
+    agent: str
+    seed: int
+    total_steps: int
+    overrides: tuple[str, ...]
+    run_dir: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Cell:
+        return cls(**{**data, "overrides": tuple(data["overrides"])})
+
+
+def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
+    """Every cell of the suite, seed first, then task and agent in the config's order."""
+    suite_dir = Path(suite_dir).resolve()
+    cells = []
+    for seed in suite.seeds:
+        for task_name, task in suite.tasks.items():
+            for agent in task.agents or tuple(suite.agents):
+                if seed not in suite.seeds_of(agent) or not suite.runs(task_name, agent):
+                    continue
+                overrides = (
+                    *suite.common,
+                    *task.overrides,
+                    *suite.agents[agent],
+                    f"seed={seed}",
+                    f"total_steps={task.total_steps}",
+                )
+                run_dir = suite_dir / task_name / agent / f"seed{seed}"
+                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir)))
+    return cells
+
+
+def select(cells: Sequence[Cell], tasks: Sequence[str] | None, agents: Sequence[str] | None) -> list[Cell]:
+    """The cells whose task and agent match one of the glob patterns (all where None): a slice of
+    a suite, run on its own and resumed or completed later by the whole suite. A pattern that
+    matches no task or agent is an error (often a Hydra override typed after ``--tasks``)."""
+    for kind, patterns, names in (
+        ("task", tasks, {c.task for c in cells}),
+        ("agent", agents, {c.agent for c in cells}),
+    ):
+        for pattern in patterns or ():
+            if not any(fnmatch(name, pattern) for name in names):
+                raise ValueError(
+                    f"--{kind}s {pattern!r} matches no {kind}; valid: {', '.join(sorted(names))} "
+                    "(Hydra overrides go before --tasks/--agents)"
+                )
+    picked = [
+        c
+        for c in cells
+        if (tasks is None or any(fnmatch(c.task, p) for p in tasks))
+        and (agents is None or any(fnmatch(c.agent, p) for p in agents))
+    ]
+    if not picked:
+        raise ValueError(f"no cell matches tasks {tasks} and agents {agents}")
+    return picked
+
+
+def cell_finished(cell: Cell) -> bool:
+    """True when the cell's run dir holds a done marker for these same overrides.
+
+    Raises if the marker is for other overrides (a suite config edited under a finished suite):
+    the old run would otherwise pass for the new cell.
+    """
+    marker = Path(cell.run_dir) / MARKER
+    if not marker.is_file():
+        return False
+    done = json.loads(marker.read_text())["cell"]
+    if tuple(done["overrides"]) != cell.overrides:
+        raise ValueError(
+            f"{marker} is for the overrides {done['overrides']}, but the suite now asks for "
+            f"{list(cell.overrides)}; delete that run dir to re-run it, or use another --dir"
+        )
+    return True
+
+
+def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
+    """The cells still to run."""
+    return [cell for cell in cells if not cell_finished(cell)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CellStatus:
+    """Where a cell stands: ``done``; ``running`` (its run dir changed in the last
+    ``RUNNING_WINDOW_S`` seconds); or ``pending``: not started, ``stopped`` part-way (it resumes
+    from its checkpoint) or ``failed`` (see its ``suite_cell_error.txt``). ``step``: env steps
+    logged so far (None before the first update)."""
+
+    status: str
+    step: int | None = None
+    detail: str = ""  # for pending: "", "stopped" or "failed"
+
+    def describe(self, total_steps: int) -> str:
+        at = "" if self.step is None else f" at {self.step:,}/{total_steps:,} steps"
+        if self.status == "pending" and self.detail:
+            return f"pending ({self.detail}{at})"
+        return self.status + ("" if self.status == "done" else at)
+
+
+RUNNING_WINDOW_S = 600.0  # TensorBoard flushes every 2 minutes; a run quiet for 10 is not running
+
+
+def cell_status(cell: Cell, now: float | None = None) -> CellStatus:
+    """The cell's :class:`CellStatus`, from its run dir (the done marker, the latest event's step,
+    the files' modification times)."""
+    if cell_finished(cell):
+        return CellStatus("done", cell.total_steps)
+    run_dir = Path(cell.run_dir)
+    files = [p for p in run_dir.iterdir() if p.is_file()] if run_dir.is_dir() else []
+    if not files:
+        return CellStatus("pending")
+    step = latest_step(run_dir)
+    if (ERROR_FILE in {p.name for p in files}) and step is None:
+        return CellStatus("pending", None, "failed")
+    newest = max(p.stat().st_mtime for p in files)
+    if (time.time() if now is None else now) - newest < RUNNING_WINDOW_S:
+        return CellStatus("running", step)
+    return CellStatus("pending", step, "failed" if (run_dir / ERROR_FILE).is_file() else "stopped")
+
+
+def latest_step(run_dir: Path) -> int | None:
+    """The env step of a run's latest logged ``time/fps`` point (one per update), or None."""
+    if not any(run_dir.glob("events.out.tfevents.*")):
+        return None
+    from tensorboard.backend.event_processing import event_accumulator as ea
+
+    acc = ea.EventAccumulator(str(run_dir), size_guidance={ea.SCALARS: 1})  # the last point is kept
+    acc.Reload()
+    if "time/fps" not in acc.Tags()["scalars"]:
+        return None
+    return int(acc.Scalars("time/fps")[-1].step)
+
+
+def cell_labels(
+    cells: Sequence[Cell], agent_keys: Sequence[str] = ()
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """(task, agent) -> the report's (env, agent) labels, from the composed config of one cell each
+    (``agent_keys``: the suite's, which split agents that share an algo and core)."""
+    from hydra import compose, initialize_config_dir
+
+    firsts = {(c.task, c.agent): c for c in reversed(cells)}
+    labels = {}
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        for key, cell in firsts.items():
+            config = OmegaConf.to_container(compose("config", overrides=list(cell.overrides)), resolve=True)
+            env = env_label(config["env"], config.get("policy")) or str(config["env"].get("name"))
+            labels[key] = (env, agent_label(config, agent_keys))
+    return labels
+
+
+def write_cells(cells: Sequence[Cell], path: Path, agent_keys: Sequence[str] = ()) -> Path:
+    """The report's ``--cells`` file: each cell with its labels, status and step (report/cells.py)."""
+    labels = cell_labels(cells, agent_keys)
+    rows = []
+    for cell in cells:
+        state = cell_status(cell)
+        env, agent = labels[(cell.task, cell.agent)]
+        rows.append(
+            {"env": env, "agent": agent, "task": cell.task, "suite_agent": cell.agent, "seed": cell.seed,
+             "run_dir": cell.run_dir, "status": state.status, "step": state.step,
+             "total_steps": cell.total_steps}
+        )  # fmt: skip
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": rows}, indent=1) + "\n")
+    return path

@@ -1,0 +1,45 @@
+"""A cell's lock file: two overlapping slices of a suite never train one cell into one run dir."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+__all__ = ["take_lock"]
+
+
+def take_lock(path: Path) -> str | None:
+    """Take the cell's lock file (``host pid``, created atomically); None when taken, else who
+    holds it. A lock left by a dead process of this host is stale and taken over; one from another
+    host (SLURM) cannot be checked and counts as held: delete it by hand if that job is gone."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    me = f"{socket.gethostname()} {os.getpid()}"
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            host, _, pid = path.read_text().partition(" ")
+            if not pid.strip():  # created this instant, not yet written
+                return f"a process taking {path} now"
+            if host != socket.gethostname() or _alive(int(pid)):
+                return f"process {pid} on {host}"
+            path.unlink(missing_ok=True)  # stale: its process is gone
+            continue
+        with os.fdopen(fd, "w") as f:
+            f.write(me)
+        return None
+    return f"a process that keeps taking {path}"
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process with this pid runs on this host."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
