@@ -36,20 +36,23 @@ __all__ = ["evaluate_cell", "main"]
 
 
 def evaluate_cell(cell: Cell, episodes: int, greedy: bool, seed: int) -> dict[str, Any]:
-    """The evaluation of a finished cell's final checkpoint (from ``evaluation.json`` when it
-    holds this mode, episode count and seed; else run, and stored there)."""
+    """The evaluation of a finished cell's final checkpoint: from ``evaluation.json`` when it holds
+    this mode, episode count and seed for this very checkpoint (its modification time); else run,
+    and stored there."""
     run_dir = Path(cell.run_dir)
+    cfg = OmegaConf.load(run_dir / "config.yaml")
+    checkpoint = run_dir / checkpoint_name(cfg.algo.name)
+    stamp = checkpoint.stat().st_mtime_ns  # a checkpoint written since is evaluated again
     store = run_dir / EVALUATION_FILE
     key = f"{'greedy' if greedy else 'sampled'}-{episodes}ep-seed{seed}"
     results = json.loads(store.read_text()) if store.is_file() else {}
-    if key not in results:
-        cfg = OmegaConf.load(run_dir / "config.yaml")
+    if results.get(key, {}).get("checkpoint_mtime_ns") != stamp:
         if cfg.algo.name == "rppo":  # the peer's SB3 zip; needs the sb3 extra
             from peers.evaluate import evaluate
         else:
             from agents.evaluate import evaluate
-        checkpoint = run_dir / checkpoint_name(cfg.algo.name)
-        results[key] = evaluate(checkpoint, episodes=episodes, greedy=greedy, seed=seed)
+        result = evaluate(checkpoint, episodes=episodes, greedy=greedy, seed=seed)
+        results[key] = {**result, "checkpoint_mtime_ns": stamp}
         write_atomically(store, lambda f: f.write(json.dumps(results, indent=2).encode()))
     return results[key]
 

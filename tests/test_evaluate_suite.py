@@ -4,6 +4,7 @@ kept in their run dirs for the report."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,10 @@ def test_finished_cells_are_evaluated_once_and_kept_for_the_report(tmp_path, mon
     monkeypatch.setattr("peers.evaluate.evaluate", refuse)
     assert E.main(args) == 0  # from evaluation.json
     assert capsys.readouterr().out == printed
+    checkpoint = Path(cells[0].run_dir) / "checkpoint.pt"
+    os.utime(checkpoint, ns=(checkpoint.stat().st_atime_ns, checkpoint.stat().st_mtime_ns + 1))
+    with pytest.raises(AssertionError, match="evaluated again"):  # a checkpoint written since
+        E.main(args)
 
 
 def test_unknown_agents_name_the_valid_ones(tmp_path, capsys):
