@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from report.checks import last_quarter
 from report.records import Run
 from report.stats import summarize
-from report.targets import evaluate, last_quarter, load_targets, parse_targets, targets_markdown
+from report.targets import evaluate, load_targets, parse_targets, targets_markdown
 
 ENV = "recall:delay16-cues4"
 POINTS = 40  # logged points per run, one every 1000 env steps and every 2 seconds
