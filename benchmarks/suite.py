@@ -61,7 +61,6 @@ from omegaconf import DictConfig, OmegaConf
 from benchmarks.suites.cells import (
     ERROR_FILE,
     MARKER,
-    RUNNING_WINDOW_S,
     Cell,
     cell_finished,
     cell_status,
@@ -71,14 +70,13 @@ from benchmarks.suites.cells import (
     write_cells,
 )
 from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
-from benchmarks.suites.locks import take_lock
+from benchmarks.suites.locks import lock_path, take_lock
 
 # The suite's API in one place: what benchmarks/suites/ defines, and the running of its cells here.
 __all__ = [
     "ERROR_FILE",
     "MARKER",
     "ROOT",
-    "RUNNING_WINDOW_S",
     "SUITE_CONFIGS",
     "Cell",
     "Suite",
@@ -132,7 +130,7 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
         return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
     run_dir = Path(cell.run_dir)
-    lock = run_dir.parent / f".{run_dir.name}.lock"
+    lock = lock_path(run_dir)
     holder = take_lock(lock)
     if holder is not None:  # another suite process (an overlapping slice) is training this cell
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")

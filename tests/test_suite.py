@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
-import time
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -430,10 +430,15 @@ def test_list_says_done_running_or_pending_with_the_step(tmp_path):
         writer.close()
     Path(failed.run_dir).mkdir(parents=True)
     (Path(failed.run_dir) / S.ERROR_FILE).write_text("Traceback")
-    now = time.time()
-    for path in Path(stopped.run_dir).iterdir():
-        os.utime(path, (now - 2 * S.RUNNING_WINDOW_S, now - 2 * S.RUNNING_WINDOW_S))
-    states = [S.cell_status(c, now=now) for c in (done, running, stopped, failed)]
+    host = socket.gethostname()
+    lock = Path(running.run_dir).parent / f".{Path(running.run_dir).name}.lock"
+    lock.write_text(f"{host} {os.getppid()}")  # a live process: pytest's parent
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    stale = Path(stopped.run_dir).parent / f".{Path(stopped.run_dir).name}.lock"
+    stale.write_text(f"{host} {int(gone.stdout)}")  # left by a process that has exited
+    states = [S.cell_status(c) for c in (done, running, stopped, failed)]
     assert [s.status for s in states] == ["done", "running", "pending", "pending"]
     assert states[1].step == 24 and states[2].step == 24
     assert states[1].describe(32) == "running at 24/32 steps"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Mapping, Sequence
 from fnmatch import fnmatch
 from pathlib import Path
@@ -14,12 +13,12 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from benchmarks.suites.config import CONFIGS, Suite
+from benchmarks.suites.locks import lock_holder, lock_path
 from report.runs import agent_label, env_label
 
 __all__ = [
     "ERROR_FILE",
     "MARKER",
-    "RUNNING_WINDOW_S",
     "Cell",
     "CellStatus",
     "cell_finished",
@@ -125,8 +124,8 @@ def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
 
 @dataclasses.dataclass(frozen=True)
 class CellStatus:
-    """Where a cell stands: ``done``; ``running`` (its run dir changed in the last
-    ``RUNNING_WINDOW_S`` seconds); or ``pending``: not started, ``stopped`` part-way (it resumes
+    """Where a cell stands: ``done``; ``running`` (a live suite process holds its lock, on this
+    host or, for SLURM, another); or ``pending``: not started, ``stopped`` part-way (it resumes
     from its checkpoint) or ``failed`` (see its ``suite_cell_error.txt``). ``step``: env steps
     logged so far (None before the first update)."""
 
@@ -141,24 +140,18 @@ class CellStatus:
         return self.status + ("" if self.status == "done" else at)
 
 
-RUNNING_WINDOW_S = 600.0  # TensorBoard flushes every 2 minutes; a run quiet for 10 is not running
-
-
-def cell_status(cell: Cell, now: float | None = None) -> CellStatus:
+def cell_status(cell: Cell) -> CellStatus:
     """The cell's :class:`CellStatus`, from its run dir (the done marker, the latest event's step,
-    the files' modification times)."""
+    the error file) and its lock."""
     if cell_finished(cell):
         return CellStatus("done", cell.total_steps)
     run_dir = Path(cell.run_dir)
+    step = latest_step(run_dir) if run_dir.is_dir() else None
+    if lock_holder(lock_path(run_dir)) is not None:
+        return CellStatus("running", step)
     files = [p for p in run_dir.iterdir() if p.is_file()] if run_dir.is_dir() else []
     if not files:
         return CellStatus("pending")
-    step = latest_step(run_dir)
-    if (ERROR_FILE in {p.name for p in files}) and step is None:
-        return CellStatus("pending", None, "failed")
-    newest = max(p.stat().st_mtime for p in files)
-    if (time.time() if now is None else now) - newest < RUNNING_WINDOW_S:
-        return CellStatus("running", step)
     return CellStatus("pending", step, "failed" if (run_dir / ERROR_FILE).is_file() else "stopped")
 
 

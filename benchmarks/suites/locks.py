@@ -6,7 +6,27 @@ import os
 import socket
 from pathlib import Path
 
-__all__ = ["take_lock"]
+__all__ = ["lock_holder", "lock_path", "take_lock"]
+
+
+def lock_path(run_dir: Path) -> Path:
+    """A cell's lock file: beside its run dir (``.seed<k>.lock``), so that clearing the run dir
+    keeps it."""
+    return run_dir.parent / f".{run_dir.name}.lock"
+
+
+def lock_holder(path: Path) -> str | None:
+    """Who holds the lock file, without taking it: None when there is none or its process (on this
+    host) is gone; a lock from another host counts as held."""
+    try:
+        host, _, pid = path.read_text().partition(" ")
+    except FileNotFoundError:
+        return None
+    if not pid.strip():  # created this instant, not yet written
+        return f"a process taking {path} now"
+    if host != socket.gethostname() or _alive(int(pid)):
+        return f"process {pid} on {host}"
+    return None
 
 
 def take_lock(path: Path) -> str | None:
@@ -19,12 +39,10 @@ def take_lock(path: Path) -> str | None:
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
         except FileExistsError:
-            host, _, pid = path.read_text().partition(" ")
-            if not pid.strip():  # created this instant, not yet written
-                return f"a process taking {path} now"
-            if host != socket.gethostname() or _alive(int(pid)):
-                return f"process {pid} on {host}"
-            path.unlink(missing_ok=True)  # stale: its process is gone
+            holder = lock_holder(path)
+            if holder is not None:
+                return holder
+            path.unlink(missing_ok=True)  # stale: its process is gone (or it just let go)
             continue
         with os.fdopen(fd, "w") as f:
             f.write(me)
