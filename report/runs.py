@@ -133,11 +133,18 @@ def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str]
 
 def greedy_return(path: Path) -> float | None:
     """The greedy evaluation's mean return in the run dir's ``EVALUATION_FILE`` (of several, the
-    one with the most episodes), None without one."""
+    one with the most episodes), None without one. An evaluation of an older checkpoint (its
+    ``checkpoint_mtime_ns`` not the checkpoint's now) is stale and left out."""
     file = path / EVALUATION_FILE
     if not file.is_file():
         return None
-    greedy = [v for _, v in sorted(json.loads(file.read_text()).items()) if v.get("greedy")]
+    checkpoints = (path / "checkpoint.pt", path / "checkpoint.zip")
+    stamps = {c.stat().st_mtime_ns for c in checkpoints if c.is_file()}
+    greedy = []
+    for _, result in sorted(json.loads(file.read_text()).items()):
+        stamp = result.get("checkpoint_mtime_ns")  # absent: written before stamps were kept
+        if result.get("greedy") and (stamp is None or not stamps or stamp in stamps):
+            greedy.append(result)
     if not greedy:
         return None
     return float(max(greedy, key=lambda v: v["episodes"])["return_mean"])

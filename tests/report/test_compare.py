@@ -394,6 +394,22 @@ def test_greedy_evaluations_show_beside_the_rows_and_stay_out_of_the_statistics(
     for run_dir, evaluation in zip(seeds, evaluations, strict=False):  # seed 2: not evaluated
         (run_dir / "evaluation.json").write_text(json.dumps(evaluation))
     assert greedy_return(seeds[0]) == 0.9 and greedy_return(seeds[2]) is None
+    (seeds[2] / "checkpoint.pt").write_bytes(b"")  # an evaluation of an older checkpoint is stale
+    stamp = (seeds[2] / "checkpoint.pt").stat().st_mtime_ns
+    stale = {
+        "greedy-20ep-seed1": {
+            "greedy": True,
+            "episodes": 20,
+            "return_mean": 0.5,
+            "checkpoint_mtime_ns": stamp - 1,
+        }
+    }
+    (seeds[2] / "evaluation.json").write_text(json.dumps(stale))
+    assert greedy_return(seeds[2]) is None
+    stale["greedy-20ep-seed1"]["checkpoint_mtime_ns"] = stamp
+    (seeds[2] / "evaluation.json").write_text(json.dumps(stale))
+    assert greedy_return(seeds[2]) == 0.5
+    (seeds[2] / "checkpoint.pt").unlink()
     sampled_only = {"sampled-50ep-seed1": evaluations[0]["sampled-50ep-seed1"]}
     (seeds[2] / "evaluation.json").write_text(json.dumps(sampled_only))
     assert greedy_return(seeds[2]) is None  # a file without a greedy evaluation
