@@ -28,7 +28,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from agents.checkpoint import checkpoint_name, write_atomically
-from benchmarks.suite import ROOT, Cell, cell_finished, expand, load_suite, select, suite_names
+from benchmarks.suite import ROOT, Cell, cell_finished, default_out, expand, load_suite, select, suite_names
 from envs.evaluation import MODES, describe
 from report.records import EVALUATION_FILE
 
@@ -74,12 +74,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
-        cells = select(expand(suite, suite_dir), args.tasks, args.agents)
+        cells = select(expand(suite, suite_dir, default_out(suite) / "cells"), args.tasks, args.agents)
+        finished = [c for c in cells if cell_finished(c)]
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    done = [c for c in cells if cell_finished(c)]
+    done = [c for c in finished if Path(c.run_dir).is_dir()]
     print(f"suite {suite.name}: {len(done)} of {len(cells)} cells finished in {suite_dir}", flush=True)
+    if len(done) < len(finished):  # an archive keeps no checkpoint to evaluate
+        print(f"  {len(finished) - len(done)} more are archived without their run dir (no checkpoint "
+              "here): evaluate them where they ran", flush=True)  # fmt: skip
     for greedy in MODES[args.mode]:
         for cell in done:
             result = evaluate_cell(cell, args.episodes, greedy, args.seed)

@@ -19,6 +19,11 @@ no training code.
   checkpoint (``resume=``; ``checkpoint.pt``, or ``checkpoint.zip`` for algo=rppo) when that run
   had the same config, else from scratch in a cleared directory. A cell that raises is logged in
   ``suite_cell_error.txt`` and the others go on.
+- **Archives**: each finished cell is also archived beside the report
+  (``<out>/cells/<task>/<agent>/seed<k>.json.gz``, report/archive.py: its curve and done marker,
+  ~100 kB), when it finishes and again before each report. Committed, they keep the cells done on
+  another machine, where the suite skips them and the report reads them: a suite longer than one
+  machine's life finishes over several, each running a slice and committing its archives.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
@@ -62,6 +67,7 @@ from benchmarks.suites.cells import (
     ERROR_FILE,
     MARKER,
     Cell,
+    archive_cell,
     cell_finished,
     cell_status,
     expand,
@@ -81,9 +87,11 @@ __all__ = [
     "Cell",
     "Suite",
     "Task",
+    "archive_cell",
     "cell_finished",
     "cell_status",
     "compose_cell",
+    "default_out",
     "expand",
     "launch",
     "load_suite",
@@ -180,6 +188,11 @@ def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
     tmp = run_dir / f".{MARKER}.tmp"
     tmp.write_text(json.dumps(_finite(record), indent=2, default=str))
     tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
+    try:
+        archive_cell(cell)
+    except Exception:  # the cell is done all the same; the next report archives it again
+        log.warning("suite cell %s/%s/seed%d not archived:\n%s", cell.task, cell.agent, cell.seed,
+                    traceback.format_exc())  # fmt: skip
     return {"status": "done", **record}
 
 
@@ -311,6 +324,11 @@ def report(
     return subprocess.run(cmd, cwd=ROOT).returncode
 
 
+def default_out(suite: Suite) -> Path:
+    """Where a suite's report and archives go by default: ``benchmarks/results/<suite>``."""
+    return ROOT / "benchmarks" / "results" / suite.name
+
+
 def _from_root(path: str | Path) -> str:
     path = Path(path).resolve()
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -332,7 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("suite", help=f"a suite in configs/suite ({', '.join(suite_names())}) or a YAML path")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for the launcher (hydra/launcher=...)")
     parser.add_argument("--dir", help="where the cells run (default runs/suite/<suite>)")
-    parser.add_argument("--out", help="report directory (default benchmarks/results/<suite>)")
+    parser.add_argument(
+        "--out",
+        help="report directory, with the cells' archives in its cells/ (default benchmarks/results/<suite>)",
+    )
     parser.add_argument("--list", action="store_true", help="list the cells and their status, run nothing")
     parser.add_argument("--no-report", action="store_true", help="run the cells, skip report.compare")
     parser.add_argument(
@@ -348,7 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
-        cells = select(expand(suite, suite_dir), args.tasks, args.agents)
+        out = Path(args.out) if args.out else default_out(suite)
+        cells = select(expand(suite, suite_dir, out / "cells"), args.tasks, args.agents)
         todo = pending_cells(cells)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -382,7 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         status = 1 if failed else 0
     if not args.no_report:
-        out = Path(args.out) if args.out else ROOT / "benchmarks" / "results" / suite.name
+        archived = [path for cell in cells if (path := archive_cell(cell)) is not None]
+        if archived:
+            print(f"{len(archived)} finished cells archived in {out / 'cells'} (commit them)", flush=True)
         cells_file = write_cells(cells, out / "cells.json", suite.agent_keys)
         given = suite.path if suite.path is not None else None
         status = (

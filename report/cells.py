@@ -1,11 +1,12 @@
 """A suite's cells as the report reads them: which runs to compare, and what is still to come.
 
 ``benchmarks.suite`` writes ``cells.json`` (``{"cells": [{"env", "agent", "seed", "run_dir",
-"status", "step"}, ...]}``, labels as the report makes them) and passes it with ``--cells``. The
-report then compares the runs of the ``done`` cells only, and counts the others per env and agent
-(``running``: written to lately; ``pending``: not started, stopped, or failed), so that a suite
-part-way through gives a report, and a run dir left over from an earlier version of the suite is
-not mixed in."""
+"archive", "status", "step"}, ...]}``, labels as the report makes them) and passes it with
+``--cells``. The report then compares the runs of the ``done`` cells only (each from its run dir,
+or from its archive where this machine has no run dir: report/archive.py), and counts the others
+per env and agent (``running``: a live suite process holds it; ``pending``: not started, stopped,
+or failed), so that a suite part-way through gives a report, and a run dir left over from an
+earlier version of the suite is not mixed in."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 from report.records import CellCount
 
-__all__ = ["STATUSES", "count_cells", "done_run_dirs", "load_cells"]
+__all__ = ["STATUSES", "count_cells", "done_sources", "load_cells"]
 
 STATUSES = ("done", "running", "pending")
 
@@ -35,9 +36,21 @@ def load_cells(path: str | Path) -> list[dict[str, Any]]:
     return cells
 
 
-def done_run_dirs(cells: Sequence[Mapping[str, Any]]) -> list[Path]:
-    """The run dirs of the finished cells."""
-    return [Path(cell["run_dir"]) for cell in cells if cell["status"] == "done"]
+def done_sources(cells: Sequence[Mapping[str, Any]]) -> tuple[list[Path], list[Path], list[str]]:
+    """The finished cells' run dirs, the archives of those whose run dir is not here, and the
+    cells that have neither (``task/agent/seed<k>``)."""
+    dirs, archives, missing = [], [], []
+    for cell in cells:
+        if cell["status"] != "done":
+            continue
+        run_dir, archive = Path(cell["run_dir"]), cell.get("archive")
+        if run_dir.is_dir() and any(run_dir.glob("events.out.tfevents.*")):
+            dirs.append(run_dir)
+        elif archive is not None and Path(archive).is_file():
+            archives.append(Path(archive))
+        else:
+            missing.append(f"{cell.get('task')}/{cell.get('suite_agent')}/seed{cell.get('seed')}")
+    return dirs, archives, missing
 
 
 def count_cells(cells: Sequence[Mapping[str, Any]]) -> list[CellCount]:

@@ -26,7 +26,8 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   library's number, with its budget and source), printed under their env as published, never
   entering the aggregate, the bounds or the targets.
 - **A suite part-way** (``--cells cells.json``, report/cells.py, written by benchmarks.suite): only
-  the finished cells' runs are compared; running and pending cells are counted per env and agent,
+  the finished cells' runs are compared (from their run dirs, or else their archives:
+  report/archive.py); running and pending cells are counted per env and agent,
   and an env or agent with none finished shows as pending.
 - **Targets** (``--targets FILE``, report/targets.py): declared claims, such as "the best RTRL agent
   ends at least as high as RecurrentPPO on every POPGym Easy env", each reported as met, not met
@@ -46,7 +47,8 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from report.cells import count_cells, done_run_dirs, load_cells
+from report.archive import load_archived_run
+from report.cells import count_cells, done_sources, load_cells
 from report.records import DEFAULT_TAG
 from report.references import load_references
 from report.runs import load_run, load_runs
@@ -107,11 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         cells = load_cells(args.cells) if args.cells else []
         if cells:  # a suite: its finished cells (and any dirs given besides), the rest counted
             runs = load_runs(args.dirs, args.tag, args.agent_keys) if args.dirs else []
-            runs += [
-                run
-                for path in done_run_dirs(cells)
-                if path.is_dir() and (run := load_run(path, args.tag, args.agent_keys)) is not None
-            ]
+            run_dirs, archives, missing = done_sources(cells)
+            runs += [r for path in run_dirs if (r := load_run(path, args.tag, args.agent_keys)) is not None]
+            runs += [load_archived_run(path, args.tag, args.agent_keys) for path in archives]
+            if missing:
+                print(f"warning: {len(missing)} done cells have neither a run dir nor an archive here, "
+                      f"and are left out: {', '.join(missing)}", file=sys.stderr)  # fmt: skip
         else:
             runs = load_runs(args.dirs, args.tag, args.agent_keys)
         bounds = load_bounds(args.bounds) if args.bounds else None

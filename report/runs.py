@@ -15,7 +15,18 @@ import yaml
 
 from report.records import DEFAULT_TAG, EVALUATION_FILE, Run
 
-__all__ = ["agent_label", "env_label", "find_run_dirs", "greedy_return", "load_run", "load_runs"]
+__all__ = [
+    "agent_label",
+    "env_label",
+    "find_run_dirs",
+    "fresh_evaluations",
+    "greedy_of",
+    "greedy_return",
+    "load_run",
+    "load_runs",
+    "read_run_files",
+    "run_from_files",
+]
 
 EVENTS_GLOB = "events.out.tfevents.*"
 DEFAULTS_PRESET = "sb3-contrib"  # algo.preset of the peer at its library's defaults: no mark in the label
@@ -95,6 +106,15 @@ def find_run_dirs(dirs: Sequence[str | Path]) -> list[Path]:
 
 def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str] = ()) -> Run | None:
     """Read one run directory; None when it never logged ``tag``."""
+    files = read_run_files(path, tag)
+    return None if files is None else run_from_files(Path(path), files, agent_keys)
+
+
+def read_run_files(path: str | Path, tag: str = DEFAULT_TAG) -> dict[str, Any] | None:
+    """What the report reads of a run directory, as plain data (report/archive.py stores it):
+    ``config`` (config.yaml, or None), ``tag``, ``steps``, ``values``, ``seconds`` (since the first
+    event), ``fps`` (the last ``time/fps``, or None), ``written_env`` (the hparams' env label, or
+    None) and ``evaluations`` (the fresh entries of ``EVALUATION_FILE``). None without ``tag``."""
     from tensorboard.backend.event_processing import event_accumulator as ea
 
     path = Path(path)
@@ -107,8 +127,23 @@ def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str]
     start = acc.FirstEventTimestamp()
     config_file = path / "config.yaml"
     config = yaml.safe_load(config_file.read_text()) if config_file.is_file() else None
+    return {
+        "config": config if isinstance(config, Mapping) else None,
+        "tag": tag,
+        "steps": [int(p.step) for p in points],
+        "values": [float(p.value) for p in points],
+        "seconds": [float(p.wall_time - start) for p in points],
+        "fps": None if fps is None else float(fps),
+        "written_env": _written_env(acc),
+        "evaluations": fresh_evaluations(path),
+    }
+
+
+def run_from_files(path: Path, files: Mapping[str, Any], agent_keys: Sequence[str] = ()) -> Run:
+    """The :class:`Run` of :func:`read_run_files`' data; ``path`` names it (a run dir or an archive)."""
+    config = files["config"]
     if isinstance(config, Mapping) and isinstance(config.get("env"), Mapping):
-        env = env_label(config["env"], config.get("policy")) or _written_env(acc)
+        env = env_label(config["env"], config.get("policy")) or files["written_env"]
         agent, seed, source = agent_label(config, agent_keys), config.get("seed"), "config"
         if env is None:
             env = str(config["env"].get("name"))
@@ -121,13 +156,13 @@ def load_run(path: str | Path, tag: str = DEFAULT_TAG, agent_keys: Sequence[str]
         env=env,
         agent=agent,
         seed=None if seed is None else int(seed),
-        steps=np.array([p.step for p in points], dtype=np.int64),
-        values=np.array([p.value for p in points], dtype=np.float64),
-        seconds=np.array([p.wall_time - start for p in points], dtype=np.float64),
-        fps=None if fps is None else float(fps),
+        steps=np.array(files["steps"], dtype=np.int64),
+        values=np.array(files["values"], dtype=np.float64),
+        seconds=np.array(files["seconds"], dtype=np.float64),
+        fps=files["fps"],
         source=source,
-        tag=tag,
-        greedy=greedy_return(path),
+        tag=files["tag"],
+        greedy=greedy_of(files["evaluations"]),
     )
 
 
@@ -135,16 +170,27 @@ def greedy_return(path: Path) -> float | None:
     """The greedy evaluation's mean return in the run dir's ``EVALUATION_FILE`` (of several, the
     one with the most episodes), None without one. An evaluation of an older checkpoint (its
     ``checkpoint_mtime_ns`` not the checkpoint's now) is stale and left out."""
+    return greedy_of(fresh_evaluations(path))
+
+
+def fresh_evaluations(path: Path) -> dict[str, Any]:
+    """The entries of the run dir's ``EVALUATION_FILE`` made of its checkpoint as it is now (those
+    without a ``checkpoint_mtime_ns`` too: written before stamps were kept); {} without the file."""
     file = path / EVALUATION_FILE
     if not file.is_file():
-        return None
+        return {}
     checkpoints = (path / "checkpoint.pt", path / "checkpoint.zip")
     stamps = {c.stat().st_mtime_ns for c in checkpoints if c.is_file()}
-    greedy = []
-    for _, result in sorted(json.loads(file.read_text()).items()):
-        stamp = result.get("checkpoint_mtime_ns")  # absent: written before stamps were kept
-        if result.get("greedy") and (stamp is None or not stamps or stamp in stamps):
-            greedy.append(result)
+    return {
+        key: result
+        for key, result in sorted(json.loads(file.read_text()).items())
+        if (stamp := result.get("checkpoint_mtime_ns")) is None or not stamps or stamp in stamps
+    }
+
+
+def greedy_of(evaluations: Mapping[str, Any]) -> float | None:
+    """The mean return of the greedy evaluation with the most episodes, None without one."""
+    greedy = [result for result in evaluations.values() if result.get("greedy")]
     if not greedy:
         return None
     return float(max(greedy, key=lambda v: v["episodes"])["return_mean"])

@@ -173,7 +173,7 @@ def test_finished_cells_are_skipped(tmp_path):
     assert S.pending_cells(cells) == [todo]
     # A marker written for other overrides (the config changed since) is an error, not a skip.
     changed = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE.replace("32", "48"))), tmp_path / "s")
-    with pytest.raises(ValueError, match="delete that run dir"):
+    with pytest.raises(ValueError, match="delete it to re-run"):
         S.pending_cells(changed)
 
 
@@ -332,23 +332,26 @@ def _suite_cli(*args: str) -> subprocess.CompletedProcess:
 def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path):
     path = _write(tmp_path, TINY_SUITE)
     run = tmp_path / "s"
-    first = _suite_cli(str(path), "--dir", str(run), "--no-report")
+    first = _suite_cli(str(path), "--dir", str(run), "--out", str(tmp_path / "report"), "--no-report")
     assert first.returncode == 0, first.stderr[-3000:]
-    cells = S.expand(S.load_suite(path), run)
+    cells = S.expand(S.load_suite(path), run, tmp_path / "report" / "cells")
     for cell in cells:
         record = json.loads((Path(cell.run_dir) / S.MARKER).read_text())
         assert record["cell"] == cell.to_dict()
+        assert Path(cell.archive).is_file()  # archived as it finished, though no report was asked for
         assert record["summary"]["global_step"] >= cell.total_steps
         assert (Path(cell.run_dir) / "config.yaml").is_file()
         assert list(Path(cell.run_dir).glob("events.out.tfevents.*"))
     assert S.pending_cells(cells) == []
     assert len(list((run / ".launch").iterdir())) == 1
     # Run again: nothing is launched.
-    again = _suite_cli(str(path), "--dir", str(run), "--no-report")
+    again = _suite_cli(str(path), "--dir", str(run), "--out", str(tmp_path / "report"), "--no-report")
     assert again.returncode == 0 and "2 done, 0 to run" in again.stdout
     assert len(list((run / ".launch").iterdir())) == 1
     # An interrupted cell (checkpoint, no marker) resumes from its checkpoint.
     (Path(cells[0].run_dir) / S.MARKER).unlink()
+    assert S.run_cell(cells[0]) == {"status": "done", "cell": cells[0].to_dict()}  # its archive: done
+    Path(cells[0].archive).unlink()
     result = S.run_cell(cells[0])
     assert result["status"] == "done" and result["resumed"]
     assert sys.modules["benchmarks.suite"] is S
@@ -444,7 +447,9 @@ def test_list_says_done_running_or_pending_with_the_step(tmp_path):
     assert states[1].describe(32) == "running at 24/32 steps"
     assert states[2].describe(32) == "pending (stopped at 24/32 steps)"
     assert states[3].describe(32) == "pending (failed)"
-    listed = _suite_cli(str(tmp_path / "tiny.yaml"), "--dir", str(tmp_path / "s"), "--list")
+    listed = _suite_cli(
+        str(tmp_path / "tiny.yaml"), "--dir", str(tmp_path / "s"), "--out", str(tmp_path), "--list"
+    )
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "1 done, 1 running, 2 pending" in listed.stdout
     assert "running at 24/32 steps: recall-d2/" in listed.stdout
@@ -473,3 +478,33 @@ def test_a_part_way_suite_reports_its_pending_cells(tmp_path):
     markdown = (out / "summary.md").read_text()
     assert "2 cells: 1 done, 0 running, 1 pending" in markdown
     assert "| pending |" in markdown  # tbptt-lstm's overview cell
+
+
+def test_an_archived_cell_stays_done_without_its_run_dir(tmp_path):
+    """A finished cell is archived beside the report; on a machine without its run dir (another
+    --dir here) the suite counts it done, runs it not again, and reports it from the archive."""
+    pytest.importorskip("rliable")
+    path = _write(tmp_path, TINY_SUITE)
+    out = tmp_path / "report"
+    cells = S.expand(S.load_suite(path), tmp_path / "s", out / "cells")
+    assert S.run_cell(cells[0])["status"] == "done"
+    assert Path(cells[0].archive).is_file()  # archived as it finished
+    before = _suite_cli(str(path), "--dir", str(tmp_path / "s"), "--out", str(out), "--report-only")
+    assert before.returncode == 0, before.stderr[-3000:]
+    rows = json.loads((out / "summary.json").read_text())["rows"]
+    # Another machine: no run dirs, the archives committed.
+    elsewhere = S.expand(S.load_suite(path), tmp_path / "elsewhere", out / "cells")
+    assert S.pending_cells(elsewhere) == [elsewhere[1]]
+    assert S.cell_status(elsewhere[0]).status == "done"
+    listed = _suite_cli(str(path), "--dir", str(tmp_path / "elsewhere"), "--out", str(out), "--list")
+    assert "1 done, 0 running, 1 pending" in listed.stdout
+    after = _suite_cli(str(path), "--dir", str(tmp_path / "elsewhere"), "--out", str(out), "--report-only")
+    assert after.returncode == 0, after.stderr[-3000:]
+    assert json.loads((out / "summary.json").read_text())["rows"] == rows
+    assert not (tmp_path / "elsewhere").exists()
+    # An archive for other overrides (the suite config edited since) is an error, not a skip.
+    changed = S.expand(
+        S.load_suite(_write(tmp_path, TINY_SUITE.replace("32", "48"))), tmp_path / "e2", out / "cells"
+    )
+    with pytest.raises(ValueError, match=r"seed0\.json\.gz is for the overrides"):
+        S.pending_cells(changed)

@@ -1,5 +1,6 @@
-"""A suite's cells: one training run each (task x agent x seed), where it runs, and where it
-stands (done, running or pending) from its run dir alone."""
+"""A suite's cells: one training run each (task x agent x seed), where it runs, where it stands
+(done, running or pending) from its run dir, and its archive (report/archive.py), which keeps a
+finished cell done on a machine that never had its run dir."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from omegaconf import OmegaConf
 
 from benchmarks.suites.config import CONFIGS, Suite
 from benchmarks.suites.locks import lock_holder, lock_path
+from report.archive import archive_run, load_archive
 from report.runs import agent_label, env_label
 
 __all__ = [
@@ -21,6 +23,7 @@ __all__ = [
     "MARKER",
     "Cell",
     "CellStatus",
+    "archive_cell",
     "cell_finished",
     "cell_status",
     "expand",
@@ -44,6 +47,7 @@ class Cell:
     total_steps: int
     overrides: tuple[str, ...]
     run_dir: str
+    archive: str | None = None  # where the finished cell is archived (None: nowhere)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
@@ -53,9 +57,11 @@ class Cell:
         return cls(**{**data, "overrides": tuple(data["overrides"])})
 
 
-def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
-    """Every cell of the suite, seed first, then task and agent in the config's order."""
+def expand(suite: Suite, suite_dir: str | Path, archive_dir: str | Path | None = None) -> list[Cell]:
+    """Every cell of the suite, seed first, then task and agent in the config's order; archived
+    (when ``archive_dir`` is given) to ``<archive_dir>/<task>/<agent>/seed<k>.json.gz``."""
     suite_dir = Path(suite_dir).resolve()
+    archive_dir = None if archive_dir is None else Path(archive_dir).resolve()
     cells = []
     for seed in suite.seeds:
         for task_name, task in suite.tasks.items():
@@ -70,7 +76,8 @@ def expand(suite: Suite, suite_dir: str | Path) -> list[Cell]:
                     f"total_steps={task.total_steps}",
                 )
                 run_dir = suite_dir / task_name / agent / f"seed{seed}"
-                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir)))
+                archive = archive_dir and str(archive_dir / task_name / agent / f"seed{seed}.json.gz")
+                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir), archive))
     return cells
 
 
@@ -100,21 +107,39 @@ def select(cells: Sequence[Cell], tasks: Sequence[str] | None, agents: Sequence[
 
 
 def cell_finished(cell: Cell) -> bool:
-    """True when the cell's run dir holds a done marker for these same overrides.
+    """True when the cell's run dir holds a done marker, or its archive exists, for these same
+    overrides.
 
-    Raises if the marker is for other overrides (a suite config edited under a finished suite):
-    the old run would otherwise pass for the new cell.
+    Raises if the marker or archive is for other overrides (a suite config edited under a finished
+    suite): the old run would otherwise pass for the new cell.
     """
     marker = Path(cell.run_dir) / MARKER
-    if not marker.is_file():
+    if marker.is_file():
+        done, source = json.loads(marker.read_text())["cell"], marker
+    elif cell.archive is not None and Path(cell.archive).is_file():
+        done, source = load_archive(cell.archive)["extra"]["cell"], Path(cell.archive)
+    else:
         return False
-    done = json.loads(marker.read_text())["cell"]
     if tuple(done["overrides"]) != cell.overrides:
         raise ValueError(
-            f"{marker} is for the overrides {done['overrides']}, but the suite now asks for "
-            f"{list(cell.overrides)}; delete that run dir to re-run it, or use another --dir"
+            f"{source} is for the overrides {done['overrides']}, but the suite now asks for "
+            f"{list(cell.overrides)}; delete it to re-run that cell, or use another --dir and --out"
         )
     return True
+
+
+def archive_cell(cell: Cell) -> Path | None:
+    """Archive a finished cell's run dir (its marker as the archive's ``extra``) unless its archive
+    is newer than every file of the run dir; the archive's path, None when there is nothing to
+    archive (no archive path, or no finished run dir here)."""
+    run_dir, marker = Path(cell.run_dir), Path(cell.run_dir) / MARKER
+    if cell.archive is None or not marker.is_file():
+        return None
+    archive = Path(cell.archive)
+    newest = max(p.stat().st_mtime_ns for p in run_dir.iterdir() if p.is_file())
+    if archive.is_file() and archive.stat().st_mtime_ns > newest:
+        return archive
+    return archive_run(run_dir, archive, extra=json.loads(marker.read_text()))
 
 
 def pending_cells(cells: Sequence[Cell]) -> list[Cell]:
@@ -194,7 +219,7 @@ def write_cells(cells: Sequence[Cell], path: Path, agent_keys: Sequence[str] = (
         env, agent = labels[(cell.task, cell.agent)]
         rows.append(
             {"env": env, "agent": agent, "task": cell.task, "suite_agent": cell.agent, "seed": cell.seed,
-             "run_dir": cell.run_dir, "status": state.status, "step": state.step,
+             "run_dir": cell.run_dir, "archive": cell.archive, "status": state.status, "step": state.step,
              "total_steps": cell.total_steps}
         )  # fmt: skip
     path.parent.mkdir(parents=True, exist_ok=True)
