@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from fnmatch import fnmatch
 from pathlib import Path
 
@@ -282,10 +283,12 @@ def test_a_cell_another_live_process_holds_is_skipped_and_a_stale_lock_is_taken_
     assert S.run_cell(cell)["status"] == "busy"
     lock.write_text("")  # created this instant by another process, not yet written: held
     assert S.run_cell(cell)["status"] == "busy" and lock.is_file()
-    lock.unlink()
+    old = time.time() - 61  # empty for a minute: its taker died between creating and writing it
+    os.utime(lock, (old, old))
+    assert S.run_cell(cell)["status"] == "stopped" and len(calls) == 2 and not lock.exists()
     Path(cell.run_dir).mkdir()
     Path(cell.run_dir, S.MARKER).write_text(json.dumps({"cell": cell.to_dict()}))
-    assert S.run_cell(cell)["status"] == "done" and len(calls) == 1  # another slice finished it
+    assert S.run_cell(cell)["status"] == "done" and len(calls) == 2  # another slice finished it
 
 
 def test_report_calls_the_compare_cli(tmp_path, monkeypatch):

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from pathlib import Path
 
 __all__ = ["lock_holder", "lock_path", "take_lock"]
+
+# An empty lock file is one being taken (created, not yet written); one empty for longer than this
+# was left by a process that died in between, and is stale.
+EMPTY_LOCK_STALE_S = 60.0
 
 
 def lock_path(run_dir: Path) -> Path:
@@ -20,10 +25,11 @@ def lock_holder(path: Path) -> str | None:
     host) is gone; a lock from another host counts as held."""
     try:
         host, _, pid = path.read_text().partition(" ")
+        age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
-    if not pid.strip():  # created this instant, not yet written
-        return f"a process taking {path} now"
+    if not pid.strip():  # being taken this instant, or left empty by a process that died then
+        return f"a process taking {path} now" if age < EMPTY_LOCK_STALE_S else None
     if host != socket.gethostname() or _alive(int(pid)):
         return f"process {pid} on {host}"
     return None
