@@ -11,7 +11,18 @@ from typing import Any, BinaryIO
 
 import torch
 
-__all__ = ["checkpoint_name", "load_checkpoint", "save_checkpoint", "write_atomically"]
+from agents.rules import RuleState
+
+__all__ = [
+    "checkpoint_name",
+    "load_checkpoint",
+    "load_rule_state",
+    "restore_rng_state",
+    "rng_state",
+    "rule_state_dict",
+    "save_checkpoint",
+    "write_atomically",
+]
 
 
 def checkpoint_name(algo: str) -> str:
@@ -63,3 +74,28 @@ def _is_sb3_zip(path: Path) -> bool:
         return False
     with zipfile.ZipFile(path) as archive:
         return "data" in archive.namelist()
+
+
+def rng_state(device: torch.device) -> dict[str, torch.Tensor]:
+    """torch's RNG state, and this learner's GPU's (under torchrun, not every rank's)."""
+    rng = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        rng["cuda"] = torch.cuda.get_rng_state(device)
+    return rng
+
+
+def restore_rng_state(saved: dict[str, torch.Tensor], device: torch.device) -> None:
+    """Restore :func:`rng_state`; RNG states must be CPU byte tensors, wherever map_location put them."""
+    torch.set_rng_state(saved["torch"].cpu())
+    if "cuda" in saved and device.type == "cuda":
+        torch.cuda.set_rng_state(saved["cuda"].cpu(), device)
+
+
+def rule_state_dict(rstate: RuleState) -> dict[str, Any]:
+    """A rule state (core state and traces) as a checkpoint holds it."""
+    return {"state": rstate.state, "traces": dict(rstate.traces)}
+
+
+def load_rule_state(saved: dict[str, Any], device: torch.device) -> RuleState:
+    """The rule state :func:`rule_state_dict` saved, on ``device``."""
+    return RuleState(saved["state"].to(device), {k: v.to(device) for k, v in saved["traces"].items()})

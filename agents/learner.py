@@ -19,13 +19,16 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
-from agents.losses import LossTerms, actor_critic_loss, gae, normalize
-from agents.normalization import RewardScaler, RunningMeanStd
-from agents.observations import Observation, map_obs, obs_to_tensor, stack_obs
+from agents.checkpoint import load_rule_state, restore_rng_state, rng_state, rule_state_dict
+from agents.episodes import record_episodes
+from agents.losses import LossTerms, actor_critic_loss, explained_variance, gae, normalize
+from agents.normalization import RewardScaler, observation_statistics
+from agents.observations import Observation, map_obs, obs_to_tensor, replace_rows, stack_obs
 from agents.policy import ActorCritic, greedy_action
 from agents.rules import Rule, RuleState
+from agents.rules.base import index_rows, scatter_rows
 
-__all__ = ["Learner", "LearnerConfig", "Rollout", "observation_statistics"]
+__all__ = ["Learner", "LearnerConfig", "Rollout"]
 
 
 @dataclass
@@ -87,19 +90,6 @@ class Rollout(NamedTuple):
     ended: Tensor  # bool: terminated or truncated after step t
     valid: Tensor  # bool: False on NEXT_STEP autoreset steps, whose action the env ignored
     next_value: Tensor
-
-
-def index_rows(rstate: RuleState, rows: Tensor | slice) -> RuleState:
-    return RuleState(rstate.state[rows], {k: v[rows] for k, v in rstate.traces.items()})
-
-
-def _scatter_rows(parts: list[tuple[Tensor | slice, RuleState]]) -> RuleState:
-    """Reassemble a rule state from the states of disjoint row groups covering every row."""
-    rows = torch.cat([r for r, _ in parts])
-    order = torch.argsort(rows)
-    state = torch.cat([rs.state for _, rs in parts])[order]
-    traces = {k: torch.cat([rs.traces[k] for _, rs in parts])[order] for k in parts[0][1].traces}
-    return RuleState(state, traces)
 
 
 class Learner:
@@ -219,7 +209,7 @@ class Learner:
                 space = self.envs.single_action_space
                 env_action = np.clip(env_action, space.low, space.high)
             next_obs, reward, term, trunc, info = self.envs.step(env_action)
-            self._record_episodes(info)
+            record_episodes(info, self.num_envs, self.episode_returns, self.episode_lengths)
             reward_t = self._to_tensor(reward).float()
             term_t, trunc_t = self._to_tensor(term).bool(), self._to_tensor(trunc).bool()
             gae_reward, gae_term = reward_t, term_t
@@ -282,18 +272,11 @@ class Learner:
         if final is None:
             return value
         rows = np.nonzero(cut & np.asarray(info.get("_final_obs", cut), bool))[0]
-        obs = _replace_rows(next_obs, final, rows)
+        obs = replace_rows(next_obs, final, rows)
         start = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         x = self.agent.core_input(self._observe(obs, update=False), action, reward, start)
         out, _ = self.agent.core(x, state)
         return self.agent.heads(out)[1]
-
-    def _record_episodes(self, info: dict[str, Any]) -> None:
-        if "episode" not in info:
-            return
-        done = np.asarray(info.get("_episode", np.ones(self.num_envs, bool)), dtype=bool)
-        self.episode_returns.extend(np.asarray(info["episode"]["r"])[done].tolist())
-        self.episode_lengths.extend(np.asarray(info["episode"]["l"])[done].tolist())
 
     # --- advantage and update -----------------------------------------------------------------
     def update(self, ro: Rollout) -> dict[str, float]:
@@ -341,7 +324,8 @@ class Learner:
                     stats.setdefault(name, []).append(val.detach())
         skipped = int(skipped)  # sync point: once per update
         self.skipped_updates += skipped
-        self.rstate = self._sanitize(ends[0][1] if groups == 1 else _scatter_rows(ends), skipped > 0)
+        rstate = ends[0][1] if groups == 1 else scatter_rows(ends)
+        self.rstate = self.rule.reset_nonfinite(rstate, check_traces=skipped > 0)
         self.updates += 1
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
@@ -424,46 +408,21 @@ class Learner:
         )
         return terms, state, records, keeps
 
-    def _sanitize(self, rstate: RuleState, check_traces: bool) -> RuleState:
-        """Reset the rows whose state or traces overflowed, rather than carry NaN forward.
-
-        The state is checked every update; the traces only after a skipped step. Reading every
-        trace once more per update costs ~5% of a short-rollout update, and it is not needed: a
-        non-finite trace makes the next carried gradient non-finite (0·NaN is NaN), so that
-        update's steps are skipped and these rows, non-finite by then too, are reset here.
-        """
-        # one reduction per row: a row sums to a finite number only if all its entries are finite
-        bad = ~torch.isfinite(rstate.state.sum(1))
-        for v in rstate.traces.values() if check_traces else ():
-            bad |= ~torch.isfinite(v.flatten(1).sum(1))
-        if bad.any():
-            rstate = self.rule.reset(
-                RuleState(
-                    rstate.state.nan_to_num(0.0, 0.0, 0.0),
-                    {k: v.nan_to_num(0.0, 0.0, 0.0) for k, v in rstate.traces.items()},
-                ),
-                bad,
-            )
-        return rstate
-
     # --- checkpointing ------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue: weights, optimiser, rule state and traces, counters, RNG,
         and the normalisation statistics (``normalization``: ``obs`` by part, "" for a Box
         observation; ``reward``), which evaluation applies as training did."""
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":  # this learner's GPU only: under torchrun, not every rank's
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
             "agent": self.agent.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "rule_state": {"state": self.rstate.state, "traces": dict(self.rstate.traces)},
+            "rule_state": rule_state_dict(self.rstate),
             "counters": {
                 "global_step": self.global_step,
                 "updates": self.updates,
                 "skipped_updates": self.skipped_updates,
             },
-            "rng": rng,
+            "rng": rng_state(self.device),
             "normalization": self.normalization_state(),
         }
 
@@ -494,58 +453,8 @@ class Learner:
         self.load_normalization_state(sd.get("normalization", {}))
         self.agent.load_state_dict(sd["agent"])
         self.optimizer.load_state_dict(sd["optimizer"])
-        rs = sd["rule_state"]
-        self.rstate = RuleState(
-            rs["state"].to(self.device), {k: v.to(self.device) for k, v in rs["traces"].items()}
-        )
+        self.rstate = load_rule_state(sd["rule_state"], self.device)
         self.global_step = int(sd["counters"]["global_step"])
         self.updates = int(sd["counters"]["updates"])
         self.skipped_updates = int(sd["counters"]["skipped_updates"])
-        # RNG states must be CPU byte tensors, wherever map_location put the checkpoint
-        torch.set_rng_state(sd["rng"]["torch"].cpu())
-        if "cuda" in sd["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(sd["rng"]["cuda"].cpu(), self.device)
-
-
-def observation_statistics(
-    space: spaces.Space, device: torch.device | str | None
-) -> dict[str, RunningMeanStd]:
-    """Running statistics for the flat float parts of an observation space, by part: "" for a
-    1-D float Box, a Dict's keys for its 1-D float Box parts (images, discrete and binary parts
-    pass through). A space with no such part cannot be normalised: refused, naming it."""
-
-    def flat_float(s: spaces.Space) -> bool:
-        return isinstance(s, spaces.Box) and len(s.shape) == 1 and np.issubdtype(s.dtype, np.floating)
-
-    if flat_float(space):
-        return {"": RunningMeanStd(space.shape, device)}
-    parts = space.spaces if isinstance(space, spaces.Dict) else {}
-    stats = {key: RunningMeanStd(part.shape, device) for key, part in parts.items() if flat_float(part)}
-    if not stats:
-        raise ValueError(
-            f"algo.normalize_obs normalises flat float Box observations (or a Dict's flat float Box "
-            f"parts), and {space} has none: images, discrete and binary observations are not "
-            "normalised; leave algo.normalize_obs off"
-        )
-    return stats
-
-
-def _replace_rows(batch: Any, rows_from: Any, rows: np.ndarray) -> Any:
-    """A copy of the batched observation ``batch`` with rows ``rows`` taken from the per-env
-    sequence ``rows_from`` (arrays, or dicts of arrays as Dict spaces batch)."""
-    if isinstance(batch, dict):
-        return {
-            k: _replace_rows(v, [r[k] if r is not None else None for r in rows_from], rows)
-            for k, v in batch.items()
-        }
-    out = np.array(batch, copy=True)
-    for i in rows:
-        out[i] = rows_from[i]
-    return out
-
-
-def explained_variance(values: Tensor, returns: Tensor, valid: Tensor) -> float:
-    """1 − Var[R − V] / Var[R] over valid steps (SB3's train/explained_variance)."""
-    v, r = values[valid], returns[valid]
-    var_r = r.var() if r.numel() > 1 else torch.tensor(0.0)
-    return float("nan") if var_r == 0 else float(1 - (r - v).var() / var_r)
+        restore_rng_state(sd["rng"], self.device)

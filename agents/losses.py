@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-__all__ = ["LossTerms", "actor_critic_loss", "gae", "masked_mean", "normalize"]
+__all__ = ["LossTerms", "actor_critic_loss", "explained_variance", "gae", "masked_mean", "normalize"]
 
 
 def gae(
@@ -100,3 +100,10 @@ def actor_critic_loss(
         clip_fraction = masked_mean(((ratio - 1).abs() > eps).float(), valid)
     loss = policy_loss + vf_coef * value_loss - ent_coef * ent
     return LossTerms(loss, policy_loss, value_loss, ent, approx_kl, clip_fraction)
+
+
+def explained_variance(values: Tensor, returns: Tensor, valid: Tensor) -> float:
+    """1 − Var[R − V] / Var[R] over valid steps (SB3's train/explained_variance)."""
+    v, r = values[valid], returns[valid]
+    var_r = r.var() if r.numel() > 1 else torch.tensor(0.0)
+    return float("nan") if var_r == 0 else float(1 - (r - v).var() / var_r)

@@ -16,10 +16,12 @@ learner uses it.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+from gymnasium import spaces
 from torch import Tensor
 
-__all__ = ["RewardScaler", "RunningMeanStd"]
+__all__ = ["RewardScaler", "RunningMeanStd", "observation_statistics"]
 
 
 class RunningMeanStd:
@@ -107,3 +109,26 @@ class RewardScaler:
     def load_state_dict(self, sd: dict) -> None:
         self.stats.load_state_dict(sd["stats"])
         self.returns = sd["returns"].to(device=self.returns.device, dtype=torch.float64).clone()
+
+
+def observation_statistics(
+    space: spaces.Space, device: torch.device | str | None
+) -> dict[str, RunningMeanStd]:
+    """Running statistics for the flat float parts of an observation space, by part: "" for a
+    1-D float Box, a Dict's keys for its 1-D float Box parts (images, discrete and binary parts
+    pass through). A space with no such part cannot be normalised: refused, naming it."""
+
+    def flat_float(s: spaces.Space) -> bool:
+        return isinstance(s, spaces.Box) and len(s.shape) == 1 and np.issubdtype(s.dtype, np.floating)
+
+    if flat_float(space):
+        return {"": RunningMeanStd(space.shape, device)}
+    parts = space.spaces if isinstance(space, spaces.Dict) else {}
+    stats = {key: RunningMeanStd(part.shape, device) for key, part in parts.items() if flat_float(part)}
+    if not stats:
+        raise ValueError(
+            f"algo.normalize_obs normalises flat float Box observations (or a Dict's flat float Box "
+            f"parts), and {space} has none: images, discrete and binary observations are not "
+            "normalised; leave algo.normalize_obs off"
+        )
+    return stats

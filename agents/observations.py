@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["Observation", "map_obs", "obs_to_tensor", "stack_obs"]
+__all__ = ["Observation", "map_obs", "obs_to_tensor", "replace_rows", "stack_obs"]
 
 Observation: TypeAlias = Tensor | Mapping[str, "Observation"]
 
@@ -29,6 +29,21 @@ def map_obs(fn: Callable[[Any], Any], obs: Any) -> Any:
 def obs_to_tensor(obs: Any, device: torch.device) -> Observation:
     """An array (or dict of arrays) as a tensor (or dict of tensors) on ``device``."""
     return map_obs(lambda x: torch.as_tensor(np.asarray(x), device=device), obs)
+
+
+def replace_rows(batch: Any, rows_from: Any, rows: np.ndarray) -> Any:
+    """A copy of the batched observation ``batch`` with rows ``rows`` taken from the per-env
+    sequence ``rows_from`` (arrays, or dicts of arrays as Dict spaces batch): e.g. the final
+    observations of the envs whose episodes just ended."""
+    if isinstance(batch, dict):
+        return {
+            k: replace_rows(v, [r[k] if r is not None else None for r in rows_from], rows)
+            for k, v in batch.items()
+        }
+    out = np.array(batch, copy=True)
+    for i in rows:
+        out[i] = rows_from[i]
+    return out
 
 
 def stack_obs(steps: Sequence[Observation]) -> Observation:

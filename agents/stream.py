@@ -59,14 +59,15 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode, VectorEnv
 from torch import Tensor, nn
 
+from agents.checkpoint import load_rule_state, restore_rng_state, rng_state, rule_state_dict
 from agents.encoders import MLPEncoder
-from agents.learner import _replace_rows
+from agents.episodes import record_episodes
 from agents.normalization import RewardScaler, RunningMeanStd
 from agents.obgd import ObGD
-from agents.observations import Observation, map_obs, obs_to_tensor
+from agents.observations import Observation, map_obs, obs_to_tensor, replace_rows
 from agents.policy import ActorCritic
 from agents.registry import make_rule
-from agents.rules import Rule, RuleState
+from agents.rules import Rule
 
 __all__ = ["StreamConfig", "StreamLearner", "StreamStep", "make_stream_networks", "sparse_init_"]
 
@@ -266,7 +267,7 @@ class StreamLearner:
                 env_action, self.envs.single_action_space.low, self.envs.single_action_space.high
             )
         next_obs, reward, term, trunc, info = self.envs.step(env_action)
-        self._record_episodes(info)
+        record_episodes(info, self.num_envs, self.episode_returns, self.episode_lengths)
         term_t = torch.as_tensor(np.asarray(term, bool), device=self.device)
         ended_host = np.asarray(term, bool) | np.asarray(trunc, bool)
         ended = torch.as_tensor(ended_host, device=self.device)
@@ -282,7 +283,7 @@ class StreamLearner:
                 final = info.get("final_obs")
                 if final is not None:
                     rows = np.nonzero(cut & np.asarray(info.get("_final_obs", cut), bool))[0]
-                    boot_obs = self._observe(_replace_rows(next_obs, final, rows), update=False)
+                    boot_obs = self._observe(replace_rows(next_obs, final, rows), update=False)
             not_start = torch.zeros(b, dtype=torch.bool, device=self.device)
             x = self.critic.core_input(boot_obs, action, reward_t, not_start)
             next_value = self.critic.heads(self.critic.core(x, rs_critic.state)[0])[1]
@@ -300,8 +301,8 @@ class StreamLearner:
         actor_step = self.opt_actor.step(delta, grads[:, n_critic:], keep, weight)
         dropped = int(critic_step.dropped) + int(actor_step.dropped)
         self.skipped_updates += dropped
-        self.rs_actor = _reset_nonfinite(self.rule_actor, rs_actor, check_traces=dropped > 0)
-        self.rs_critic = _reset_nonfinite(self.rule_critic, rs_critic, check_traces=dropped > 0)
+        self.rs_actor = self.rule_actor.reset_nonfinite(rs_actor, check_traces=dropped > 0)
+        self.rs_critic = self.rule_critic.reset_nonfinite(rs_critic, check_traces=dropped > 0)
         self.last_delta = delta
         # --- episode bookkeeping (as agents/learner.py's collect)
         if self.next_step_autoreset:
@@ -347,12 +348,6 @@ class StreamLearner:
             torch.cat([g.reshape(-1) for g in per_param], out=grads[row])
         return grads
 
-    def _record_episodes(self, info: dict[str, Any]) -> None:
-        if "episode" in info:
-            done = np.asarray(info.get("_episode", np.ones(self.num_envs, bool)), dtype=bool)
-            self.episode_returns.extend(np.asarray(info["episode"]["r"])[done].tolist())
-            self.episode_lengths.extend(np.asarray(info["episode"]["l"])[done].tolist())
-
     # --- update: the metrics of the steps just taken (the learning happened in collect) ---------
     def update(self, stats: Mapping[str, list[Tensor]]) -> dict[str, float]:
         self.updates += 1
@@ -368,13 +363,7 @@ class StreamLearner:
     def state_dict(self) -> dict[str, Any]:
         """Weights, ObGD state (eligibility traces), rule states (core state and sensitivities),
         normalisation statistics, counters and RNG: everything needed to continue."""
-        rng = {"torch": torch.get_rng_state()}
-        if self.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state(self.device)
-        rule_state = {
-            name: {"state": rs.state, "traces": dict(rs.traces)}
-            for name, rs in (("actor", self.rs_actor), ("critic", self.rs_critic))
-        }
+        rule_state = {"actor": rule_state_dict(self.rs_actor), "critic": rule_state_dict(self.rs_critic)}
         normalization = {}
         if self.obs_stats is not None:
             normalization["obs"] = self.obs_stats.state_dict()
@@ -387,7 +376,7 @@ class StreamLearner:
             "rule_state": rule_state,
             "normalization": normalization,
             "counters": {key: getattr(self, key) for key in COUNTERS},
-            "rng": rng,
+            "rng": rng_state(self.device),
         }
 
     def load_state_dict(self, sd: Mapping[str, Any]) -> None:
@@ -401,13 +390,8 @@ class StreamLearner:
                         f"the checkpoint's eligibility traces are for {z.shape[0]} streams and this "
                         f"run has num_envs={self.num_envs}: resume with the same num_envs"
                     )
-        rs = sd["rule_state"]
-        self.rs_actor, self.rs_critic = (
-            RuleState(
-                rs[k]["state"].to(self.device), {n: v.to(self.device) for n, v in rs[k]["traces"].items()}
-            )
-            for k in ("actor", "critic")
-        )
+        self.rs_actor = load_rule_state(sd["rule_state"]["actor"], self.device)
+        self.rs_critic = load_rule_state(sd["rule_state"]["critic"], self.device)
         norm = sd.get("normalization", {})
         if self.obs_stats is not None and "obs" in norm:
             self.obs_stats.load_state_dict(norm["obs"])
@@ -415,9 +399,7 @@ class StreamLearner:
             self.reward_scaler.load_state_dict(norm["reward"])
         for key in COUNTERS:
             setattr(self, key, int(sd["counters"][key]))
-        torch.set_rng_state(sd["rng"]["torch"].cpu())
-        if "cuda" in sd["rng"] and self.device.type == "cuda":
-            torch.cuda.set_rng_state(sd["rng"]["cuda"].cpu(), self.device)
+        restore_rng_state(sd["rng"], self.device)
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], envs: VectorEnv, device: torch.device) -> StreamLearner:
@@ -426,18 +408,3 @@ class StreamLearner:
         space, actions = envs.single_observation_space, envs.single_action_space
         agent, critic = make_stream_networks(cfg["core"], cfg["policy"], space, actions, stream_cfg)
         return cls(agent.to(device), critic.to(device), envs, stream_cfg, device)
-
-
-def _reset_nonfinite(rule: Rule, rstate: RuleState, check_traces: bool) -> RuleState:
-    """Restart the streams whose state (or, after a dropped stream, sensitivity) is not finite,
-    rather than carry NaN forward: 0 · NaN is NaN, so the values are cleaned before the reset."""
-    bad = ~torch.isfinite(rstate.state.sum(1))
-    if check_traces:
-        for v in rstate.traces.values():
-            bad |= ~torch.isfinite(v.flatten(1).sum(1))
-    if not bad.any():  # sync point (one flag per step)
-        return rstate
-    clean = RuleState(
-        rstate.state.nan_to_num(0, 0, 0), {k: v.nan_to_num(0, 0, 0) for k, v in rstate.traces.items()}
-    )
-    return rule.reset(clean, bad)

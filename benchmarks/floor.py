@@ -49,9 +49,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 from torch.utils.flop_counter import FlopCounterMode
 
-from agents.learner import Learner, index_rows
+from agents.learner import Learner
 from agents.losses import gae
 from agents.observations import map_obs
+from agents.rules.base import index_rows
 from benchmarks.common import Stopwatch, build_learner, format_table, header, sync_device
 
 #: agent label -> train.py overrides

@@ -375,7 +375,7 @@ def test_nan_reward_skips_the_update(update, skips):
 @pytest.mark.parametrize(("core", "rule"), [("elstm", "rtrl"), ("rhn", "kfrtrl"), ("gru", "uoro")])
 @pytest.mark.parametrize("fill", [math.inf, math.nan])
 def test_overflowed_trace_skips_the_next_step_and_resets_its_row(core, rule, fill):
-    # Traces are checked only after a skipped step (Learner._sanitize): an overflowed trace must make
+    # Traces are checked only after a skipped step (Rule.reset_nonfinite): an overflowed trace must make
     # the next carried gradient non-finite, so that step is skipped, and its row is then reset.
     learner = make_learner(RECALL, core=core, rule=rule)
     learner.update(learner.collect())

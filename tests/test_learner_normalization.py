@@ -12,8 +12,7 @@ from omegaconf import OmegaConf
 
 from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.evaluate import evaluate, evaluation_runner
-from agents.learner import observation_statistics
-from agents.normalization import RunningMeanStd
+from agents.normalization import RunningMeanStd, observation_statistics
 from envs import make_vector_env
 from jobs import train
 from tests.helpers_learner import CARTPOLE, make_learner

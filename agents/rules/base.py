@@ -22,7 +22,7 @@ from torch.func import functional_call
 
 from agents.cores.base import ElementwiseCore, RecurrentCore
 
-__all__ = ["Rule", "RuleState", "functional_state_step"]
+__all__ = ["Rule", "RuleState", "functional_state_step", "index_rows", "scatter_rows"]
 
 
 class RuleState(NamedTuple):
@@ -30,6 +30,20 @@ class RuleState(NamedTuple):
 
     state: Tensor  # (B, S)
     traces: dict[str, Tensor]
+
+
+def index_rows(rstate: RuleState, rows: Tensor | slice) -> RuleState:
+    """The state and traces of the rows ``rows`` (a batch index)."""
+    return RuleState(rstate.state[rows], {k: v[rows] for k, v in rstate.traces.items()})
+
+
+def scatter_rows(parts: list[tuple[Tensor | slice, RuleState]]) -> RuleState:
+    """Reassemble a rule state from the states of disjoint row groups covering every row."""
+    rows = torch.cat([r for r, _ in parts])
+    order = torch.argsort(rows)
+    state = torch.cat([rs.state for _, rs in parts])[order]
+    traces = {k: torch.cat([rs.traces[k] for _, rs in parts])[order] for k in parts[0][1].traces}
+    return RuleState(state, traces)
 
 
 class _CarryIn(torch.autograd.Function):
@@ -105,6 +119,27 @@ class Rule:
             rstate.state * keep[:, None],
             {k: v * keep.view(-1, *([1] * (v.dim() - 1))) for k, v in rstate.traces.items()},
         )
+
+    def reset_nonfinite(self, rstate: RuleState, check_traces: bool) -> RuleState:
+        """Reset the rows whose state (or, if ``check_traces``, traces) overflowed, rather than
+        carry NaN forward; the values are cleaned first, as 0 · NaN is NaN.
+
+        Learners check the state every update, the traces only after a skipped step: a non-finite
+        trace makes the next carried gradient non-finite, so that step is skipped and its rows,
+        non-finite by then too, are reset here. Reading every trace once more per update would
+        cost ~5% of a short-rollout update.
+        """
+        # one reduction per row: a row sums to a finite number only if all its entries are finite
+        bad = ~torch.isfinite(rstate.state.sum(1))
+        for v in rstate.traces.values() if check_traces else ():
+            bad |= ~torch.isfinite(v.flatten(1).sum(1))
+        if not bad.any():  # one host sync
+            return rstate
+        clean = RuleState(
+            rstate.state.nan_to_num(0.0, 0.0, 0.0),
+            {k: v.nan_to_num(0.0, 0.0, 0.0) for k, v in rstate.traces.items()},
+        )
+        return self.reset(clean, bad)
 
     def step(self, x: Tensor, rstate: RuleState) -> tuple[Tensor, RuleState]:
         """One online step. x: (B, D) -> out: (B, N). ``loss(out).backward()`` adds the
