@@ -13,48 +13,22 @@ which reads run dirs only) shows them per task and agent, mean over seeds (worst
 training returns and the suite's ``references:``.
 
 Each cell's result is kept in its run dir (``evaluation.json``, keyed by mode, episodes and seed),
-so a rerun evaluates only the cells finished since.
+so a rerun evaluates only the cells finished since. A suite that declares ``evaluate:`` has its
+cells evaluated as they finish (benchmarks/suites/evaluation.py) and sets the defaults here.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from omegaconf import OmegaConf
-
-from agents.checkpoint import checkpoint_name, write_atomically
-from benchmarks.suite import ROOT, Cell, cell_finished, default_out, expand, load_suite, select, suite_names
+from benchmarks.suite import ROOT, cell_finished, default_out, expand, load_suite, select, suite_names
+from benchmarks.suites.evaluation import EvaluationSpec, evaluate_run
 from envs.evaluation import MODES, describe
-from report.records import EVALUATION_FILE
 
-__all__ = ["evaluate_cell", "main"]
-
-
-def evaluate_cell(cell: Cell, episodes: int, greedy: bool, seed: int) -> dict[str, Any]:
-    """The evaluation of a finished cell's final checkpoint: from ``evaluation.json`` when it holds
-    this mode, episode count and seed for this very checkpoint (its modification time); else run,
-    and stored there."""
-    run_dir = Path(cell.run_dir)
-    cfg = OmegaConf.load(run_dir / "config.yaml")
-    checkpoint = run_dir / checkpoint_name(cfg.algo.name)
-    stamp = checkpoint.stat().st_mtime_ns  # a checkpoint written since is evaluated again
-    store = run_dir / EVALUATION_FILE
-    key = f"{'greedy' if greedy else 'sampled'}-{episodes}ep-seed{seed}"
-    results = json.loads(store.read_text()) if store.is_file() else {}
-    if results.get(key, {}).get("checkpoint_mtime_ns") != stamp:
-        if cfg.algo.name == "rppo":  # the peer's SB3 zip; needs the sb3 extra
-            from peers.evaluate import evaluate
-        else:
-            from agents.evaluate import evaluate
-        result = evaluate(checkpoint, episodes=episodes, greedy=greedy, seed=seed)
-        results[key] = {**result, "checkpoint_mtime_ns": stamp}
-        write_atomically(store, lambda f: f.write(json.dumps(results, indent=2).encode()))
-    return results[key]
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -67,15 +41,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", help="where the cells ran (default runs/suite/<suite>)")
     parser.add_argument("--tasks", nargs="+", metavar="GLOB")
     parser.add_argument("--agents", nargs="+", metavar="GLOB")
-    parser.add_argument("--episodes", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=100, help="the evaluation envs' seed (not training's)")
-    parser.add_argument("--mode", choices=list(MODES), default="greedy")
+    # defaults: the suite's evaluate: entry, else EvaluationSpec's (20 greedy episodes, seed 100)
+    parser.add_argument("--episodes", type=int)
+    parser.add_argument("--seed", type=int, help="the evaluation envs' seed (not training's)")
+    parser.add_argument("--mode", choices=list(MODES))
     args = parser.parse_args(argv)
     try:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
         cells = select(expand(suite, suite_dir, default_out(suite) / "cells"), args.tasks, args.agents)
         finished = [c for c in cells if cell_finished(c)]
+        given = {k: v for k in ("episodes", "seed", "mode") if (v := getattr(args, k)) is not None}
+        spec = EvaluationSpec(**{**vars(suite.evaluate or EvaluationSpec()), **given})
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -84,9 +61,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if len(done) < len(finished):  # an archive keeps no checkpoint to evaluate
         print(f"  {len(finished) - len(done)} more are archived without their run dir (no checkpoint "
               "here): evaluate them where they ran", flush=True)  # fmt: skip
-    for greedy in MODES[args.mode]:
-        for cell in done:
-            result = evaluate_cell(cell, args.episodes, greedy, args.seed)
+    for cell in done:
+        for result in evaluate_run(cell.run_dir, spec):
             print(f"  {cell.task}/{cell.agent}/seed{cell.seed}: {describe(result)}", flush=True)
     print(f"report: python -m benchmarks.suite {args.suite} --dir {suite_dir} --report-only")
     return 0

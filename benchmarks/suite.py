@@ -21,9 +21,12 @@ no training code.
   ``suite_cell_error.txt`` and the others go on.
 - **Archives**: each finished cell is also archived beside the report
   (``<out>/cells/<task>/<agent>/seed<k>.json.gz``, report/archive.py: its curve and done marker,
-  ~100 kB), when it finishes and again before each report. Committed, they keep the cells done on
-  another machine, where the suite skips them and the report reads them: a suite longer than one
-  machine's life finishes over several, each running a slice and committing its archives.
+  ~100 kB), when it finishes and again before each report. A suite that declares ``evaluate:``
+  (``{episodes: 20, seed: 100, mode: greedy}``) has each finished cell's final checkpoint
+  evaluated first (benchmarks/suites/evaluation.py), so that its archive keeps the evaluation.
+  Committed, archives keep the cells done on another machine, where the suite skips them and the
+  report reads them: a suite longer than one machine's life finishes over several, each running
+  a slice and committing its archives.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
@@ -76,6 +79,7 @@ from benchmarks.suites.cells import (
     write_cells,
 )
 from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
+from benchmarks.suites.evaluation import EvaluationSpec, evaluate_run
 from benchmarks.suites.locks import lock_path, take_lock
 
 # The suite's API in one place: what benchmarks/suites/ defines, and the running of its cells here.
@@ -85,6 +89,7 @@ __all__ = [
     "ROOT",
     "SUITE_CONFIGS",
     "Cell",
+    "EvaluationSpec",
     "Suite",
     "Task",
     "archive_cell",
@@ -93,6 +98,7 @@ __all__ = [
     "compose_cell",
     "default_out",
     "expand",
+    "keep_finished",
     "launch",
     "load_suite",
     "main",
@@ -188,12 +194,25 @@ def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
     tmp = run_dir / f".{MARKER}.tmp"
     tmp.write_text(json.dumps(_finite(record), indent=2, default=str))
     tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
-    try:
-        archive_cell(cell)
-    except Exception:  # the cell is done all the same; the next report archives it again
-        log.warning("suite cell %s/%s/seed%d not archived:\n%s", cell.task, cell.agent, cell.seed,
-                    traceback.format_exc())  # fmt: skip
+    keep_finished(cell)
     return {"status": "done", **record}
+
+
+def keep_finished(cell: Cell) -> Path | None:
+    """Evaluate a finished cell (where its suite declares ``evaluate:``) and archive it, so that
+    both outlive its run dir; the archive's path, None if there is none. A failure is logged, not
+    raised: the cell is done all the same, and the next report tries again."""
+    where = f"{cell.task}/{cell.agent}/seed{cell.seed}"
+    if cell.evaluate is not None and Path(cell.run_dir).is_dir():
+        try:
+            evaluate_run(cell.run_dir, cell.evaluate)  # cached in the run dir: cheap when done
+        except Exception:
+            log.warning("suite cell %s not evaluated:\n%s", where, traceback.format_exc())
+    try:
+        return archive_cell(cell)
+    except Exception:
+        log.warning("suite cell %s not archived:\n%s", where, traceback.format_exc())
+        return None
 
 
 def _finite(value: Any) -> Any:
@@ -404,7 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         status = 1 if failed else 0
     if not args.no_report:
-        archived = [path for cell in cells if (path := archive_cell(cell)) is not None]
+        archived = [path for cell in cells if cell_finished(cell) and (path := keep_finished(cell))]
         if archived:
             print(f"{len(archived)} finished cells archived in {out / 'cells'} (commit them)", flush=True)
         cells_file = write_cells(cells, out / "cells.json", suite.agent_keys)

@@ -511,3 +511,44 @@ def test_an_archived_cell_stays_done_without_its_run_dir(tmp_path):
     )
     with pytest.raises(ValueError, match=r"seed0\.json\.gz is for the overrides"):
         S.pending_cells(changed)
+
+
+def test_a_suite_that_declares_evaluate_keeps_each_cells_evaluation_in_its_archive(tmp_path, monkeypatch):
+    """``evaluate:`` evaluates a cell's final checkpoint as it finishes, before it is archived: the
+    archive, which outlives the run dir and its checkpoint, keeps the evaluation."""
+    from report.archive import load_archive
+
+    path = _write(tmp_path, TINY_SUITE + "evaluate: {episodes: 2, seed: 7}\n")
+    suite = S.load_suite(path)
+    assert suite.evaluate == S.EvaluationSpec(episodes=2, seed=7, mode="greedy")
+    cells = S.expand(suite, tmp_path / "s", tmp_path / "out" / "cells")
+    assert S.Cell.from_dict(json.loads(json.dumps(cells[0].to_dict()))) == cells[0]  # to workers
+    assert S.run_cell(cells[0])["status"] == "done"
+    stored = load_archive(cells[0].archive)["evaluations"]
+    assert list(stored) == ["greedy-2ep-seed7"] and stored["greedy-2ep-seed7"]["episodes"] == 2
+    assert stored == json.loads((Path(cells[0].run_dir) / "evaluation.json").read_text())
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluated again")
+
+    monkeypatch.setattr("agents.evaluate.evaluate", refuse)
+    assert S.keep_finished(cells[0]) == Path(cells[0].archive)  # cached: not evaluated again
+    # Without evaluate:, nothing is evaluated.
+    plain = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE, "plain.yaml")), tmp_path / "p", tmp_path / "o")
+    assert plain[0].evaluate is None
+    assert S.run_cell(plain[0])["status"] == "done"
+    assert load_archive(plain[0].archive)["evaluations"] == {}
+
+
+@pytest.mark.parametrize(
+    ("entry", "match"),
+    [
+        ("evaluate: 20", "a mapping of episodes, mode, seed"),
+        ("evaluate: {episodes: 0}", "episodes must be an integer >= 1"),
+        ("evaluate: {mode: best}", "mode must be one of both, greedy, sampled"),
+        ("evaluate: {runs: 3}", "a mapping of episodes, mode, seed"),
+    ],
+)
+def test_bad_evaluate_entries_raise(tmp_path, entry, match):
+    with pytest.raises(ValueError, match=match):
+        S.load_suite(_write(tmp_path, TINY_SUITE + entry + "\n"))

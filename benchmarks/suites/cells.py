@@ -14,6 +14,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from benchmarks.suites.config import CONFIGS, Suite
+from benchmarks.suites.evaluation import EvaluationSpec
 from benchmarks.suites.locks import lock_holder, lock_path
 from report.archive import archive_run, load_archive
 from report.runs import agent_label, env_label
@@ -48,13 +49,19 @@ class Cell:
     overrides: tuple[str, ...]
     run_dir: str
     archive: str | None = None  # where the finished cell is archived (None: nowhere)
+    evaluate: EvaluationSpec | None = None  # how the finished cell is evaluated (None: not)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "overrides": list(self.overrides)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Cell:
-        return cls(**{**data, "overrides": tuple(data["overrides"])})
+        spec = data.get("evaluate")
+        return cls(**{
+            **data,
+            "overrides": tuple(data["overrides"]),
+            "evaluate": None if spec is None else EvaluationSpec(**spec),
+        })  # fmt: skip
 
 
 def expand(suite: Suite, suite_dir: str | Path, archive_dir: str | Path | None = None) -> list[Cell]:
@@ -77,7 +84,10 @@ def expand(suite: Suite, suite_dir: str | Path, archive_dir: str | Path | None =
                 )
                 run_dir = suite_dir / task_name / agent / f"seed{seed}"
                 archive = archive_dir and str(archive_dir / task_name / agent / f"seed{seed}.json.gz")
-                cells.append(Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir), archive))
+                cells.append(
+                    Cell(task_name, agent, seed, task.total_steps, overrides, str(run_dir), archive,
+                         evaluate=suite.evaluate)
+                )  # fmt: skip
     return cells
 
 

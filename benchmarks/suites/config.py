@@ -10,6 +10,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from benchmarks.suites.evaluation import EvaluationSpec, parse_evaluation
 from report.records import Reference
 from report.references import parse_references
 from report.targets import Target, parse_targets
@@ -53,6 +54,7 @@ class Suite:
     references: tuple[Reference, ...] = ()  # published results the report prints beside the rows
     aggregate_envs: tuple[str, ...] | None = None  # env label globs the report's aggregate covers
     agent_keys: tuple[str, ...] = ()  # dotted config keys that split the report's agent labels
+    evaluate: EvaluationSpec | None = None  # each cell's final checkpoint evaluated as it finishes
     path: Path | None = None  # the config file (the report reads its targets and bounds from it)
 
     def seeds_of(self, agent: str) -> tuple[int, ...]:
@@ -85,7 +87,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         raise ValueError(f"{path}: a suite is a mapping with seeds, agents and tasks")
     known = {
         "seeds", "agents", "tasks", "common", "threshold", "n_jobs", "targets", "bounds", "references",
-        "aggregate_envs", "agent_keys",
+        "aggregate_envs", "agent_keys", "evaluate",
     }  # fmt: skip
     unknown = sorted(set(raw) - known)
     if unknown:
@@ -139,6 +141,7 @@ def load_suite(name_or_path: str | Path) -> Suite:
         else (),
         aggregate_envs=None if aggregate_envs is None else tuple(aggregate_envs),
         agent_keys=tuple(agent_keys),
+        evaluate=parse_evaluation(raw["evaluate"], f"{path}: evaluate") if "evaluate" in raw else None,
         threshold=threshold,
         n_jobs=n_jobs,
         targets=tuple(parse_targets(raw["targets"], f"{path}: targets")) if "targets" in raw else (),
