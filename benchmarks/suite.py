@@ -3,9 +3,9 @@
 ``configs/suite/<suite>.yaml`` declares the tasks (env overrides and a step budget), the agents
 (algo and core overrides) and the seeds (read by benchmarks/suites/config.py). They expand into
 cells, one training run each (benchmarks/suites/cells.py); this module skips the cells that have
-finished, runs the rest as a Hydra multirun of ``jobs.train`` (each under its lock,
-benchmarks/suites/locks.py) and then writes the report with ``python -m report.compare``. It adds
-no training code.
+finished, runs the rest as a Hydra multirun of ``jobs.train`` (one cell's run, under its lock:
+benchmarks/suites/run.py and locks.py) and then writes the report with ``python -m report.compare``.
+It adds no training code.
 
 - **Cells** run in ``<suite_dir>/<task>/<agent>/seed<k>`` (default suite_dir ``runs/suite/<suite>``),
   ordered seed first, so a suite stopped half-way has whole seeds to compare.
@@ -51,20 +51,15 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import argparse
 import contextlib
 import json
-import logging
-import math
 import shlex
-import shutil
-import signal
 import subprocess
 import sys
 import time
-import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from benchmarks.suites.cells import (
     ERROR_FILE,
@@ -79,10 +74,10 @@ from benchmarks.suites.cells import (
     write_cells,
 )
 from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
-from benchmarks.suites.evaluation import EvaluationSpec, evaluate_run
-from benchmarks.suites.locks import lock_path, take_lock
+from benchmarks.suites.evaluation import EvaluationSpec
+from benchmarks.suites.run import compose_cell, keep_finished, reset_stop, run_cell
 
-# The suite's API in one place: what benchmarks/suites/ defines, and the running of its cells here.
+# The suite's API in one place: what benchmarks/suites/ defines, and the launching of its cells here.
 __all__ = [
     "ERROR_FILE",
     "MARKER",
@@ -110,132 +105,6 @@ __all__ = [
 ]
 
 _JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
-
-log = logging.getLogger(__name__)
-
-# The signal that stopped a cell in this process, if any. A launcher worker (joblib's loky) takes
-# cell after cell: once a SIGTERM or SIGINT aimed at it has stopped one, it must not start the next.
-_stopped_by: int | None = None
-
-
-def compose_cell(cell: Cell) -> DictConfig:
-    """train.py's config for the cell, composed as the CLI would (inside a Hydra app or not)."""
-    from hydra import compose, initialize_config_dir
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():  # inside the multirun app, whose search path is configs/
-        return compose("config", overrides=list(cell.overrides))
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose("config", overrides=list(cell.overrides))
-
-
-def run_cell(cell: Cell) -> dict[str, Any]:
-    """Train one cell (resuming its checkpoint if it has one) and mark it done if it finished.
-
-    Returns ``{"status": "done" | "stopped" | "failed" | "busy", ...}``; never raises for a failed
-    run, so that one bad cell does not cancel the others (joblib cancels pending jobs on an
-    exception). Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no
-    other cell: "stopped" without training, so that a signalled worker or suite ends rather than
-    going on. A cell another live suite process holds (its lock file beside the run dir) is "busy":
-    two overlapping slices of a suite never train one cell into one run dir.
-    """
-    if _stopped_by is not None:  # a signal already stopped a cell here: start no other
-        name = signal.Signals(_stopped_by).name
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
-        return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
-    run_dir = Path(cell.run_dir)
-    lock = lock_path(run_dir)
-    holder = take_lock(lock)
-    if holder is not None:  # another suite process (an overlapping slice) is training this cell
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
-        return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
-    try:
-        return _run_locked(cell, run_dir)
-    finally:
-        lock.unlink(missing_ok=True)
-
-
-def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
-    global _stopped_by
-    if cell_finished(cell):  # another slice finished it since this launch listed it
-        return {"status": "done", "cell": cell.to_dict()}
-    try:
-        from agents.checkpoint import checkpoint_name
-        from jobs import train
-
-        cfg = compose_cell(cell)
-        checkpoint = run_dir / checkpoint_name(cfg.algo.name)  # rppo: SB3's zip
-        resumed = checkpoint.is_file() and _same_config(run_dir / "config.yaml", cfg)
-        if resumed:
-            cfg.resume = str(checkpoint)
-        elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
-            shutil.rmtree(run_dir)
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
-        start = time.time()
-        summary = train(cfg, run_dir)
-        wall = time.time() - start
-    except Exception:
-        error = traceback.format_exc()
-        log.error("suite cell %s/%s/seed%d failed:\n%s", cell.task, cell.agent, cell.seed, error)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / ERROR_FILE).write_text(error)
-        return {"status": "failed", "cell": cell.to_dict(), "error": error}
-    if summary["global_step"] < cfg.total_steps:  # stopped by a signal: it resumes next time
-        _stopped_by = summary.get("stop_signal") or _stopped_by
-        return {"status": "stopped", "cell": cell.to_dict(), "summary": summary}
-    record = {
-        "cell": cell.to_dict(),
-        "summary": summary,
-        "wall_s": round(wall, 1),
-        "resumed": resumed,
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    (run_dir / ERROR_FILE).unlink(missing_ok=True)
-    tmp = run_dir / f".{MARKER}.tmp"
-    tmp.write_text(json.dumps(_finite(record), indent=2, default=str))
-    tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
-    keep_finished(cell)
-    return {"status": "done", **record}
-
-
-def keep_finished(cell: Cell) -> Path | None:
-    """Evaluate a finished cell (where its suite declares ``evaluate:``) and archive it, so that
-    both outlive its run dir; the archive's path, None if there is none. A failure is logged, not
-    raised: the cell is done all the same, and the next report tries again."""
-    where = f"{cell.task}/{cell.agent}/seed{cell.seed}"
-    if cell.evaluate is not None and Path(cell.run_dir).is_dir():
-        try:
-            evaluate_run(cell.run_dir, cell.evaluate)  # cached in the run dir: cheap when done
-        except Exception:
-            log.warning("suite cell %s not evaluated:\n%s", where, traceback.format_exc())
-    try:
-        return archive_cell(cell)
-    except Exception:
-        log.warning("suite cell %s not archived:\n%s", where, traceback.format_exc())
-        return None
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with NaN and infinities as None, so that the marker is strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _same_config(path: Path, cfg: DictConfig) -> bool:
-    """Whether the run saved at ``path`` had this config (``resume`` aside)."""
-    if not path.is_file():
-        return False
-    saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
-    new = OmegaConf.to_container(cfg, resolve=True)
-    saved.pop("resume", None)
-    new.pop("resume", None)
-    return saved == new
-
 
 # ---------------------------------------------------------------- launch
 
@@ -273,10 +142,9 @@ def launch(
     import hydra
     from hydra.core.global_hydra import GlobalHydra
 
-    global _stopped_by
     if not cells:
         return
-    _stopped_by = None  # a new launch from this process (the in-process launcher's) starts afresh
+    reset_stop()  # a new launch from this process (the in-process launcher's) starts afresh
     launch_dir = Path(launch_dir).resolve()
     launch_dir.mkdir(parents=True, exist_ok=True)
     cells_file = launch_dir / "cells.json"

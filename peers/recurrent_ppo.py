@@ -45,7 +45,7 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 from agents.checkpoint import checkpoint_name, write_atomically
-from agents.learner import LearnerConfig
+from agents.learner_config import LearnerConfig
 from agents.runs import (
     StopSignal,
     default_run_dir,

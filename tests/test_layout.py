@@ -26,7 +26,7 @@ MAY_IMPORT = {
 }
 #: what the peer may use of agents: the shared run scaffolding, and our learner's config (to tell
 #: its keys, which an env config may set, from mistakes)
-PEER_SEES_OF_AGENTS = {"agents.runs", "agents.checkpoint", "agents.learner"}
+PEER_SEES_OF_AGENTS = {"agents.runs", "agents.checkpoint", "agents.learner_config"}
 OURS = {*ROOMS, "train", "tests"}
 
 

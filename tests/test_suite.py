@@ -17,6 +17,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from benchmarks import suite as S
+from benchmarks.suites import run as R
 from report.runs import agent_label, env_label
 from report.targets import load_targets
 from report.thresholds import load_bounds
@@ -245,7 +246,7 @@ def test_a_signalled_worker_starts_no_further_cell(tmp_path, monkeypatch):
         return {"global_step": 8, "stop_signal": int(signal.SIGTERM)}
 
     monkeypatch.setattr(jobs, "train", stopped_train)
-    monkeypatch.setattr(S, "_stopped_by", None)  # this process's flag, restored after the test
+    monkeypatch.setattr(R, "_stopped_by", None)  # this process's flag, restored after the test
     first, second = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")[:2]
     assert S.run_cell(first)["status"] == "stopped"
     result = S.run_cell(second)
@@ -267,7 +268,7 @@ def test_a_cell_another_live_process_holds_is_skipped_and_a_stale_lock_is_taken_
         return {"global_step": 8, "stop_signal": None}
 
     monkeypatch.setattr(jobs, "train", fake_train)
-    monkeypatch.setattr(S, "_stopped_by", None)
+    monkeypatch.setattr(R, "_stopped_by", None)
     cell = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")[0]
     lock = Path(cell.run_dir).parent / f".{Path(cell.run_dir).name}.lock"
     lock.parent.mkdir(parents=True)

@@ -1,0 +1,154 @@
+"""One suite cell's run, in whichever process the launcher gives it: train it (resuming its
+checkpoint), mark it done, evaluate and archive it (benchmarks/suite.py's docstring gives the rules)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import signal
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from benchmarks.suites.cells import ERROR_FILE, MARKER, Cell, archive_cell, cell_finished
+from benchmarks.suites.config import CONFIGS
+from benchmarks.suites.evaluation import evaluate_run
+from benchmarks.suites.locks import lock_path, take_lock
+
+__all__ = ["compose_cell", "keep_finished", "reset_stop", "run_cell"]
+
+log = logging.getLogger(__name__)
+
+# The signal that stopped a cell in this process, if any. A launcher worker (joblib's loky) takes
+# cell after cell: once a SIGTERM or SIGINT aimed at it has stopped one, it must not start the next.
+_stopped_by: int | None = None
+
+
+def compose_cell(cell: Cell) -> DictConfig:
+    """train.py's config for the cell, composed as the CLI would (inside a Hydra app or not)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():  # inside the multirun app, whose search path is configs/
+        return compose("config", overrides=list(cell.overrides))
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return compose("config", overrides=list(cell.overrides))
+
+
+def run_cell(cell: Cell) -> dict[str, Any]:
+    """Train one cell (resuming its checkpoint if it has one) and mark it done if it finished.
+
+    Returns ``{"status": "done" | "stopped" | "failed" | "busy", ...}``; never raises for a failed
+    run, so that one bad cell does not cancel the others (joblib cancels pending jobs on an
+    exception). Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no
+    other cell: "stopped" without training, so that a signalled worker or suite ends rather than
+    going on. A cell another live suite process holds (its lock file beside the run dir) is "busy":
+    two overlapping slices of a suite never train one cell into one run dir.
+    """
+    if _stopped_by is not None:  # a signal already stopped a cell here: start no other
+        name = signal.Signals(_stopped_by).name
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
+        return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
+    run_dir = Path(cell.run_dir)
+    lock = lock_path(run_dir)
+    holder = take_lock(lock)
+    if holder is not None:  # another suite process (an overlapping slice) is training this cell
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
+        return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
+    try:
+        return _run_locked(cell, run_dir)
+    finally:
+        lock.unlink(missing_ok=True)
+
+
+def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
+    global _stopped_by
+    if cell_finished(cell):  # another slice finished it since this launch listed it
+        return {"status": "done", "cell": cell.to_dict()}
+    try:
+        from agents.checkpoint import checkpoint_name
+        from jobs import train
+
+        cfg = compose_cell(cell)
+        checkpoint = run_dir / checkpoint_name(cfg.algo.name)  # rppo: SB3's zip
+        resumed = checkpoint.is_file() and _same_config(run_dir / "config.yaml", cfg)
+        if resumed:
+            cfg.resume = str(checkpoint)
+        elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
+            shutil.rmtree(run_dir)
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
+        start = time.time()
+        summary = train(cfg, run_dir)
+        wall = time.time() - start
+    except Exception:
+        error = traceback.format_exc()
+        log.error("suite cell %s/%s/seed%d failed:\n%s", cell.task, cell.agent, cell.seed, error)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / ERROR_FILE).write_text(error)
+        return {"status": "failed", "cell": cell.to_dict(), "error": error}
+    if summary["global_step"] < cfg.total_steps:  # stopped by a signal: it resumes next time
+        _stopped_by = summary.get("stop_signal") or _stopped_by
+        return {"status": "stopped", "cell": cell.to_dict(), "summary": summary}
+    record = {
+        "cell": cell.to_dict(),
+        "summary": summary,
+        "wall_s": round(wall, 1),
+        "resumed": resumed,
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)
+    tmp = run_dir / f".{MARKER}.tmp"
+    tmp.write_text(json.dumps(_finite(record), indent=2, default=str))
+    tmp.replace(run_dir / MARKER)  # atomic: a marker is never half written
+    keep_finished(cell)
+    return {"status": "done", **record}
+
+
+def keep_finished(cell: Cell) -> Path | None:
+    """Evaluate a finished cell (where its suite declares ``evaluate:``) and archive it, so that
+    both outlive its run dir; the archive's path, None if there is none. A failure is logged, not
+    raised: the cell is done all the same, and the next report tries again."""
+    where = f"{cell.task}/{cell.agent}/seed{cell.seed}"
+    if cell.evaluate is not None and Path(cell.run_dir).is_dir():
+        try:
+            evaluate_run(cell.run_dir, cell.evaluate)  # cached in the run dir: cheap when done
+        except Exception:
+            log.warning("suite cell %s not evaluated:\n%s", where, traceback.format_exc())
+    try:
+        return archive_cell(cell)
+    except Exception:
+        log.warning("suite cell %s not archived:\n%s", where, traceback.format_exc())
+        return None
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as None, so that the marker is strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _same_config(path: Path, cfg: DictConfig) -> bool:
+    """Whether the run saved at ``path`` had this config (``resume`` aside)."""
+    if not path.is_file():
+        return False
+    saved = OmegaConf.to_container(OmegaConf.load(path), resolve=True)
+    new = OmegaConf.to_container(cfg, resolve=True)
+    saved.pop("resume", None)
+    new.pop("resume", None)
+    return saved == new
+
+
+def reset_stop() -> None:
+    """Forget a signal that stopped a cell here: a new launch from this process starts afresh."""
+    global _stopped_by
+    _stopped_by = None
