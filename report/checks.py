@@ -30,6 +30,7 @@ class Target:
     by: str = "steps"
     ratio: float = 1.0
     margin: float = 0.1
+    min_envs: int | None = None  # the target holds when this many env rows are met (None: all)
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,9 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
   always within).
 
 A row is met when a listed agent meets the check; pending when none does yet and runs of a
-listed agent (or its opponent) are missing; else not met, with the closest agent's numbers.
+listed agent (or its opponent) are missing; else not met, with the closest agent's numbers. An
+env named in ``envs`` (not a glob) that has no runs yet is a pending row. A target holds when all
+its rows are met, or ``min_envs`` of them where it says so ("clearly above on at least two").
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ __all__ = [
     "load_targets",
     "parse_targets",
     "targets_markdown",
+    "verdicts",
 ]
 
 CHECKS = (
@@ -85,7 +88,10 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
         at = f"{where}[{i}]"
         if not isinstance(entry, Mapping):
             raise ValueError(f"{at}: a target is a mapping, got {entry!r}")
-        known = {"name", "envs", "agents", "check", "versus", "value", "threshold", "by", "ratio", "margin"}
+        known = {
+            "name", "envs", "agents", "check", "versus", "value", "threshold", "by", "ratio", "margin",
+            "min_envs",
+        }  # fmt: skip
         if unknown := sorted(set(entry) - known):
             raise ValueError(f"{at}: unknown keys {unknown}; known: {sorted(known)}")
         for key in ("name", "envs", "agents", "check"):
@@ -141,6 +147,10 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
             raise ValueError(f"{at}: ratio must be a positive number, got {ratio!r}")
         if threshold is not None and not _is_number(threshold):
             raise ValueError(f"{at}: threshold must be a number, got {threshold!r}")
+        min_envs = entry.get("min_envs")
+        if min_envs is not None and not (isinstance(min_envs, int) and not isinstance(min_envs, bool)
+                                         and min_envs >= 1):  # fmt: skip
+            raise ValueError(f"{at}: min_envs must be an integer >= 1, got {min_envs!r}")
         targets.append(
             Target(
                 name=str(entry["name"]),
@@ -153,6 +163,7 @@ def parse_targets(raw: Any, where: str = "targets") -> list[Target]:
                 by=by,
                 ratio=float(ratio),
                 margin=float(margin),
+                min_envs=min_envs,
             )
         )
     return targets
@@ -184,26 +195,56 @@ def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -
     results: list[TargetResult] = []
     for target in targets:
         matched = [env for env in envs if any(fnmatchcase(env, pattern) for pattern in target.envs)]
-        if not matched:
+        # A named env not run yet (a suite part-way through) is pending, not left out.
+        unrun = [p for p in target.envs if p not in envs and not any(c in p for c in "*?[")]
+        if not matched and not unrun:
             results.append(
                 TargetResult(target.name, ", ".join(target.envs), "pending", None, "no runs of these envs")
             )
         for env in matched:
             bounds = summary.bounds.get(env)
             results.append(check_on_env(target, env, groups, rows, summary.threshold_for(env), bounds))
+        results += [TargetResult(target.name, env, "pending", None, "no runs of this env") for env in unrun]
     return results
 
 
-def targets_markdown(results: Sequence[TargetResult]) -> list[str]:
-    """The report's "Targets" section: a summary line and one table row per target and env."""
+def verdicts(results: Sequence[TargetResult], targets: Sequence[Target] = ()) -> dict[str, str]:
+    """Each target's verdict from its rows: "holds" when all its rows are met (or its
+    ``min_envs``), "pending" while enough rows are still pending to make it hold, else "does not hold"."""
+    min_envs = {t.name: t.min_envs for t in targets}
+    out = {}
+    for name in dict.fromkeys(r.target for r in results):
+        rows = [r for r in results if r.target == name]
+        met, pending = (sum(r.status == s for r in rows) for s in ("met", "pending"))
+        need = min(min_envs.get(name) or len(rows), len(rows))
+        out[name] = "holds" if met >= need else "pending" if met + pending >= need else "does not hold"
+    return out
+
+
+def targets_markdown(results: Sequence[TargetResult], targets: Sequence[Target] = ()) -> list[str]:
+    """The report's "Targets" section: each target's verdict, then one row per target and env."""
     if not results:
         return []
     count = {s: sum(r.status == s for r in results) for s in ("met", "not met", "pending")}
+    held = verdicts(results, targets)
+    needs = {t.name: t.min_envs for t in targets if t.min_envs is not None}
     lines = [
         "## Targets",
         "",
+        f"{sum(v == 'holds' for v in held.values())} of {len(held)} targets hold, "
+        f"{sum(v == 'pending' for v in held.values())} pending (runs missing). A target holds when "
+        "every env row of it is met, or the number of rows it names.",
+        "",
+        "| target | verdict |",
+        "|---|---|",
+        *(
+            f"| {_cell(name)} | {'**holds**' if v == 'holds' else v}"
+            f"{f' (needs {needs[name]} env rows met)' if name in needs else ''} |"
+            for name, v in held.items()
+        ),
+        "",
         f"{count['met']} met, {count['not met']} not met, {count['pending']} pending (runs missing), "
-        "per target and env. A target holds when every env row of it is met.",
+        "per target and env:",
         "",
         "| target | env | status | agent | measured |",
         "|---|---|---|---|---|",

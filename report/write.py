@@ -19,7 +19,7 @@ from report.plots import agent_colors, plot_aggregate, plot_curves
 from report.records import EVALUATION_FILE, FINAL_FRACTION, AgentStats, CellCount, Run, Summary, group_runs
 from report.references import references_markdown
 from report.stats import mean_curve
-from report.targets import Target, TargetResult, evaluate, targets_markdown
+from report.targets import Target, TargetResult, evaluate, targets_markdown, verdicts
 
 __all__ = ["machine_info", "plot_name", "write_report"]
 
@@ -112,6 +112,7 @@ def write_report(
         "references": [asdict(ref) for ref in summary.references],
         "cells": [asdict(count) for count in summary.cells],
         "targets": [asdict(result) for result in checked],
+        "verdicts": verdicts(checked, targets),
         "runs": [
             {"path": str(r.path), "env": r.env, "agent": r.agent, "seed": r.seed, "final": r.final,
              "last_step": int(r.steps[-1]), "points": len(r.steps), "labels_from": r.source,
@@ -132,7 +133,7 @@ def write_report(
                 [*(values[k] for k in columns), *row.final_ci, " ".join(map(str, row.seeds)),
                  " ".join(f"{x:.6g}" for x in row.finals), " ".join(f"{x:.6g}" for x in row.greedy)]
             )  # fmt: skip
-    (out / "summary.md").write_text(_markdown(summary, meta, command, checked))
+    (out / "summary.md").write_text(_markdown(summary, meta, command, checked, targets))
     return [out / "summary.md", out / "summary.json", out / "summary.csv", *written]
 
 
@@ -209,7 +210,11 @@ def _ci(mean: float, ci: tuple[float, float]) -> str:
 
 
 def _markdown(
-    summary: Summary, meta: Mapping[str, Any], command: str | None, checked: Sequence[TargetResult] = ()
+    summary: Summary,
+    meta: Mapping[str, Any],
+    command: str | None,
+    checked: Sequence[TargetResult] = (),
+    targets: Sequence[Target] = (),
 ) -> str:
     tag = summary.tag
     if not summary.thresholds:
@@ -248,7 +253,7 @@ def _markdown(
     by_key = {(row.env, row.agent): row for row in summary.rows}
     counts = {(c.env, c.agent): c for c in summary.cells}
     with_runs = {row.env for row in summary.rows}
-    lines += targets_markdown(checked)
+    lines += targets_markdown(checked, targets)
     lines += _progress_markdown(summary.cells)
     lines += ["## Overview: final return, mean over seeds (worst seed)", ""]
     if summary.cells:

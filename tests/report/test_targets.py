@@ -10,7 +10,7 @@ import pytest
 from report.checks import last_quarter
 from report.records import Run
 from report.stats import summarize
-from report.targets import evaluate, load_targets, parse_targets, targets_markdown
+from report.targets import evaluate, load_targets, parse_targets, targets_markdown, verdicts
 
 ENV = "recall:delay16-cues4"
 POINTS = 40  # logged points per run, one every 1000 env steps and every 2 seconds
@@ -276,6 +276,8 @@ def test_globs_give_one_row_per_env_and_the_markdown_counts_them() -> None:
         ({"check": "final_within", "versus": "b", "margin": -1}, "margin must be a number >= 0"),
         ({"check": "keeps", "value": 0.9}, "check 'keeps' takes neither versus nor value"),
         ({"check": "keeps", "margin": "x"}, "margin must be a number >= 0"),
+        ({"check": "stays", "value": 0.9, "min_envs": 0}, "min_envs must be an integer >= 1"),
+        ({"check": "stays", "value": 0.9, "min_envs": True}, "min_envs must be an integer >= 1"),
     ],
 )
 def test_bad_targets_name_the_entry_and_the_problem(entry: dict, match: str) -> None:
@@ -312,3 +314,34 @@ def test_greedy_at_least_reads_the_greedy_evaluations_of_every_seed() -> None:
     unevaluated_peer = flat("rppo-lstm", (0.9, 0.9, 0.9))
     (result,) = check(ours[:1] + unevaluated_peer, target)
     assert result.status == "not met" and "rppo-lstm 3/3" in result.detail
+
+
+def test_a_named_env_not_run_yet_is_pending_and_min_envs_sets_how_many_rows_must_hold() -> None:
+    """A suite part-way through: a named env without runs is a pending row, never left out (the
+    target would else hold on the envs run so far); ``min_envs`` lets 2 of 3 rows suffice."""
+    other = "recall:delay4-cues4"
+    runs = flat("a", (0.9,) * 3) + [run("a", s, np.full(POINTS, 0.2), env=other) for s in range(3)]
+    summary = summarize(runs, 0.9, reps=200)
+    envs = [ENV, other, "recall:delay8-cues4"]
+    entry = {"envs": envs, "agents": ["a"], "check": "final_at_least", "value": 0.5}
+    every, two = parse_targets([{"name": "every", **entry}, {"name": "two", **entry, "min_envs": 2}])
+    results = evaluate([every, two], summary, runs)
+    assert [(r.env, r.status) for r in results if r.target == "every"] == [
+        (ENV, "met"), (other, "not met"), ("recall:delay8-cues4", "pending")
+    ]  # fmt: skip
+    assert results[2].detail == "no runs of this env"
+    assert verdicts(results, [every, two]) == {"every": "does not hold", "two": "pending"}
+    assert verdicts(results) == {"every": "does not hold", "two": "does not hold"}  # min_envs unknown
+    # Once the third env is run and met, 2 of 3 rows suffice; "every" still needs the third.
+    third = [run("a", s, np.full(POINTS, 0.9), env="recall:delay8-cues4") for s in range(3)]
+    results = evaluate([every, two], summarize(runs + third, 0.9, reps=200), runs + third)
+    assert verdicts(results, [every, two]) == {"every": "does not hold", "two": "holds"}
+    text = "\n".join(targets_markdown(results, [every, two]))
+    assert "1 of 2 targets hold, 0 pending" in text
+    assert "| two | **holds** (needs 2 env rows met) |" in text and "| every | does not hold |" in text
+    # With every row met, both hold; a glob that matches nothing stays one pending row.
+    flat_all = flat("a", (0.9,) * 3)
+    glob = parse_targets([{"name": "g", "envs": ["popgym:*"], "agents": ["a"], "check": "stays", "value": 0}])
+    results = evaluate(glob, summarize(flat_all, 0.9, reps=200), flat_all)
+    assert [(r.env, r.status) for r in results] == [("popgym:*", "pending")]
+    assert verdicts(results, glob) == {"g": "pending"}
