@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 
 from envs import make_vector_env
 from envs.evaluation import MODES, EpisodeQuota, describe, evaluation_parser
-from peers.recurrent_ppo import NORMALIZE_NAME, RecurrentPPOConfig
+from peers.recurrent_ppo import NORMALIZE_NAME
+from peers.recurrent_ppo_config import RecurrentPPOConfig
 from peers.sb3_policy import small_images_as_vectors
 from peers.sb3_vec_env import SB3_MISSING, SB3VecEnv
 
