@@ -276,3 +276,14 @@ def test_unroll_chunk_equals_the_step_loop(name, resets):
     names = ["xs", "state", *(n for n, _ in core.named_parameters())]
     for name_, got, want in zip(names, grads, want_grads, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12, msg=name_)
+
+
+def test_elstm_forget_bias_sets_the_forget_gates_starting_memory():
+    """``forget_bias`` only initialises b_f: f = σ(b_f) at zero input and cell, so the cell keeps
+    σ(b_f) of itself per step; the default is the paper's zero."""
+    torch.manual_seed(0)
+    assert torch.equal(ELSTM(3, 4).b_f, torch.zeros(4))
+    core = ELSTM(3, 4, forget_bias=2.0)
+    assert torch.equal(core.b_f, torch.full((4,), 2.0))
+    f, _ = core._gates(torch.zeros(1, 3), torch.zeros(1, 4))
+    torch.testing.assert_close(f, torch.full((1, 4), torch.sigmoid(torch.tensor(2.0)).item()))
