@@ -26,7 +26,9 @@ It adds no training code.
   evaluated first (benchmarks/suites/evaluation.py), so that its archive keeps the evaluation.
   Committed, archives keep the cells done on another machine, where the suite skips them and the
   report reads them: a suite longer than one machine's life finishes over several, each running
-  a slice and committing its archives.
+  a slice and committing its archives. A finished cell whose saved config differs from what its
+  overrides compose to today (a default changed since; keys added since are not counted) stops
+  the suite, naming the keys: its result describes the old defaults.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished.
 - **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
@@ -75,7 +77,7 @@ from benchmarks.suites.cells import (
 )
 from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
 from benchmarks.suites.evaluation import EvaluationSpec
-from benchmarks.suites.run import compose_cell, keep_finished, reset_stop, run_cell
+from benchmarks.suites.run import compose_cell, config_drift, keep_finished, reset_stop, run_cell
 
 # The suite's API in one place: what benchmarks/suites/ defines, and the launching of its cells here.
 __all__ = [
@@ -91,6 +93,7 @@ __all__ = [
     "cell_finished",
     "cell_status",
     "compose_cell",
+    "config_drift",
     "default_out",
     "expand",
     "keep_finished",
@@ -261,6 +264,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         todo = pending_cells(cells)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    # A finished cell whose defaults changed since would pass for the new config (cells match on
+    # their overrides): say so, and run nothing until it is deleted or the change undone.
+    drifted = {cell: diffs for cell in cells if cell not in todo and (diffs := config_drift(cell))}
+    for cell, diffs in drifted.items():
+        print(
+            f"{'warning' if args.list or args.report_only else 'error'}: {cell.task}/{cell.agent}/"
+            f"seed{cell.seed} finished with another config than its overrides give now: "
+            f"{'; '.join(diffs[:5])}{' ...' if len(diffs) > 5 else ''}. Delete its archive "
+            f"({cell.archive}) and run dir to re-run it with today's defaults",
+            file=sys.stderr,
+        )
+    if drifted and not (args.list or args.report_only):
         return 2
     steps = sum(c.total_steps for c in todo)
     print(

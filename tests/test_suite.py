@@ -553,3 +553,36 @@ def test_a_suite_that_declares_evaluate_keeps_each_cells_evaluation_in_its_archi
 def test_bad_evaluate_entries_raise(tmp_path, entry, match):
     with pytest.raises(ValueError, match=match):
         S.load_suite(_write(tmp_path, TINY_SUITE + entry + "\n"))
+
+
+def test_a_finished_cell_whose_defaults_changed_since_stops_the_suite(tmp_path):
+    """Cells match on their overrides, so a default changed under a finished cell (here: the
+    learning rate its config.yaml, or its archive, saved) would pass for today's config. The suite
+    names the key and runs nothing; --list and --report-only warn. A key added since is no drift."""
+    import gzip
+
+    path = _write(tmp_path, TINY_SUITE)
+    out = tmp_path / "report"
+    cells = S.expand(S.load_suite(path), tmp_path / "s", out / "cells")
+    assert S.run_cell(cells[0])["status"] == "done"
+    assert S.config_drift(cells[0]) == []
+    config = Path(cells[0].run_dir) / "config.yaml"
+    saved = OmegaConf.load(config)
+    saved.algo.lr = 0.5
+    del saved.core.kwargs  # a key the old code lacked: no drift
+    saved.log_dir = "elsewhere"  # where it ran: no drift
+    OmegaConf.save(saved, config)
+    assert S.config_drift(cells[0]) == ["algo.lr: 0.5 -> 0.001"]
+    run = _suite_cli(str(path), "--dir", str(tmp_path / "s"), "--out", str(out), "--no-report")
+    assert run.returncode == 2
+    assert "error: recall-d2/rtrl-elstm/seed0 finished with another config" in run.stderr
+    assert "algo.lr: 0.5 -> 0.001" in run.stderr and not Path(cells[1].run_dir).exists()  # ran nothing
+    listed = _suite_cli(str(path), "--dir", str(tmp_path / "s"), "--out", str(out), "--list")
+    assert listed.returncode == 0 and "warning: recall-d2/rtrl-elstm/seed0" in listed.stderr
+    # The archive alone (another machine) says the same.
+    archive = Path(cells[0].archive)
+    data = json.loads(gzip.decompress(archive.read_bytes()))
+    data["config"]["algo"]["lr"] = 0.5
+    archive.write_bytes(gzip.compress(json.dumps(data).encode()))
+    elsewhere = S.expand(S.load_suite(path), tmp_path / "elsewhere", out / "cells")
+    assert S.config_drift(elsewhere[0]) == ["algo.lr: 0.5 -> 0.001"]

@@ -19,8 +19,12 @@ from benchmarks.suites.cells import ERROR_FILE, MARKER, Cell, archive_cell, cell
 from benchmarks.suites.config import CONFIGS
 from benchmarks.suites.evaluation import evaluate_run
 from benchmarks.suites.locks import lock_path, take_lock
+from report.archive import load_archive
 
-__all__ = ["compose_cell", "keep_finished", "reset_stop", "run_cell"]
+__all__ = ["compose_cell", "config_drift", "keep_finished", "reset_stop", "run_cell"]
+
+# Keys that say where and how a run ran, not what it trained: never drift.
+_RUN_KEYS = frozenset({"log_dir", "resume", "progress", "device", "torch_threads", "checkpoint_every"})
 
 log = logging.getLogger(__name__)
 
@@ -152,3 +156,30 @@ def reset_stop() -> None:
     """Forget a signal that stopped a cell here: a new launch from this process starts afresh."""
     global _stopped_by
     _stopped_by = None
+
+
+def config_drift(cell: Cell) -> list[str]:
+    """How the config a finished cell trained with differs from what its overrides compose to now:
+    ``key: then -> now`` for each key both have with another value (a default changed since), []
+    when none does. Keys added since are not drift (a new key's default keeps the old behaviour
+    by this project's rule); where a run ran (log_dir, device, ...) never is."""
+    config_file = Path(cell.run_dir) / "config.yaml"
+    if config_file.is_file():
+        then = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
+    elif cell.archive is not None and Path(cell.archive).is_file():
+        then = load_archive(cell.archive)["config"]
+    else:
+        return []
+    now = OmegaConf.to_container(compose_cell(cell), resolve=True)
+    return [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(then or {}, now, "")]
+
+
+def _differences(then: Any, now: Any, prefix: str) -> list[tuple[str, Any, Any]]:
+    if isinstance(then, dict) and isinstance(now, dict):
+        return [
+            diff
+            for key in sorted(set(then) & set(now), key=str)
+            if not (not prefix and key in _RUN_KEYS)
+            for diff in _differences(then[key], now[key], f"{prefix}{key}.")
+        ]
+    return [] if then == now else [(prefix.rstrip("."), then, now)]
