@@ -34,9 +34,11 @@ Checks, for an agent A on one env, against ``versus`` B (or a number ``value``):
   always within).
 
 A row is met when a listed agent meets the check; pending when none does yet and runs of a
-listed agent (or its opponent) are missing; else not met, with the closest agent's numbers. An
-env named in ``envs`` (not a glob) that has no runs yet is a pending row. A target holds when all
-its rows are met, or ``min_envs`` of them where it says so ("clearly above on at least two").
+listed agent (or its opponent) are missing; else not met, with the closest agent's numbers. A
+suite part-way through is judged on finished cells only: an env named in ``envs``, or a suite's env
+a glob matches, with no runs yet is a pending row, and a row whose agents still have cells to
+finish is pending ("met so far ..."). A target holds when all its rows are met, or ``min_envs``
+of them where it says so ("clearly above on at least two").
 """
 
 from __future__ import annotations
@@ -192,18 +194,35 @@ def evaluate(targets: Sequence[Target], summary: Summary, runs: Sequence[Run]) -
                 f"target {target.name!r}: check 'sooner' needs a threshold: set `threshold:` in the "
                 "target, or give the report one (--threshold)"
             )
+    # A suite part-way through (summary.cells): its envs with no finished cell yet, and the cells
+    # still to finish per env and agent. A row is only met or not once its agents' cells are done.
+    suite_envs = {c.env for c in summary.cells}
+    unfinished = {(c.env, c.agent): c for c in summary.cells if c.running or c.pending}
     results: list[TargetResult] = []
     for target in targets:
-        matched = [env for env in envs if any(fnmatchcase(env, pattern) for pattern in target.envs)]
-        # A named env not run yet (a suite part-way through) is pending, not left out.
-        unrun = [p for p in target.envs if p not in envs and not any(c in p for c in "*?[")]
+        patterns = target.envs
+        matched = [env for env in envs if any(fnmatchcase(env, pattern) for pattern in patterns)]
+        # An env not run yet (named, or a suite's env a glob matches) is pending, not left out.
+        unrun = sorted(
+            {p for p in patterns if p not in envs and not any(c in p for c in "*?[")}
+            | {e for e in suite_envs - set(envs) if any(fnmatchcase(e, p) for p in patterns)}
+        )
         if not matched and not unrun:
-            results.append(
-                TargetResult(target.name, ", ".join(target.envs), "pending", None, "no runs of these envs")
-            )
+            missing = "no runs of these envs"
+            results.append(TargetResult(target.name, ", ".join(patterns), "pending", None, missing))
         for env in matched:
             bounds = summary.bounds.get(env)
-            results.append(check_on_env(target, env, groups, rows, summary.threshold_for(env), bounds))
+            result = check_on_env(target, env, groups, rows, summary.threshold_for(env), bounds)
+            waiting = [
+                f"{c.agent} {c.done}/{c.done + c.running + c.pending}"
+                for agent in {*target.agents, *target.versus.values()}
+                if (c := unfinished.get((env, agent))) is not None
+            ]
+            if waiting and result.status != "pending":
+                so_far = f"{result.status} so far ({', '.join(sorted(waiting))} cells done)"
+                detail = f"{so_far}: {result.detail}"
+                result = TargetResult(result.target, env, "pending", result.agent, detail)
+            results.append(result)
         results += [TargetResult(target.name, env, "pending", None, "no runs of this env") for env in unrun]
     return results
 

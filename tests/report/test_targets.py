@@ -345,3 +345,24 @@ def test_a_named_env_not_run_yet_is_pending_and_min_envs_sets_how_many_rows_must
     results = evaluate(glob, summarize(flat_all, 0.9, reps=200), flat_all)
     assert [(r.env, r.status) for r in results] == [("popgym:*", "pending")]
     assert verdicts(results, glob) == {"g": "pending"}
+
+
+def test_a_part_way_suite_is_judged_on_finished_cells_only() -> None:
+    """With a suite's cells, a glob's env with no finished cell yet is a pending row, and a row
+    whose agent has seeds still to run is pending "so far", whatever its numbers say now."""
+    from report.records import CellCount
+
+    runs = flat("a", (0.9,))  # 1 of a's 3 seeds done on ENV
+    other = "recall:delay4-cues4"
+    cells = [CellCount(ENV, "a", 1, 1, 1), CellCount(other, "a", 0, 0, 3)]
+    summary = summarize(runs, 0.9, reps=200, cells=cells)
+    entry = {"name": "g", "envs": ["recall:*"], "agents": ["a"], "check": "stays", "value": 0.5}
+    glob = parse_targets([entry])
+    results = evaluate(glob, summary, runs)
+    assert [(r.env, r.status) for r in results] == [(ENV, "pending"), (other, "pending")]
+    assert results[0].detail.startswith("met so far (a 1/3 cells done): a last-quarter means 0.900")
+    assert results[1].detail == "no runs of this env"
+    assert verdicts(results, glob) == {"g": "pending"}
+    # Every cell done: judged.
+    done = summarize(flat("a", (0.9,) * 3), 0.9, reps=200, cells=[CellCount(ENV, "a", 3, 0, 0)])
+    assert [r.status for r in evaluate(glob, done, flat("a", (0.9,) * 3))] == ["met"]
