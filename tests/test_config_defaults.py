@@ -33,3 +33,17 @@ def test_recurrent_ppo_config_defaults_are_the_yaml():
     algo = OmegaConf.to_container(OmegaConf.load(CONFIGS / "algo" / "rppo.yaml"), resolve=True)["algo"]
     assert algo.pop("name") == "rppo"
     assert dataclass_defaults(RecurrentPPOConfig) == algo
+
+
+@pytest.mark.parametrize("path", sorted((CONFIGS / "core").glob("*.yaml")), ids=lambda p: p.stem)
+def test_core_config_kwargs_are_the_core_classes_defaults(path):
+    """configs/core/<name>.yaml's kwargs are its class's keyword defaults, so that ``ELSTM(d, n)``
+    in the Python API is the core ``core=elstm`` builds."""
+    import inspect
+
+    from agents.registry import CORES
+
+    cfg = OmegaConf.to_container(OmegaConf.load(path))
+    params = inspect.signature(CORES[cfg["name"]].__init__).parameters
+    defaults = {k: p.default for k, p in params.items() if k not in ("self", "input_size", "hidden_size")}
+    assert cfg["kwargs"] == defaults

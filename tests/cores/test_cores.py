@@ -280,10 +280,10 @@ def test_unroll_chunk_equals_the_step_loop(name, resets):
 
 def test_elstm_forget_bias_sets_the_forget_gates_starting_memory():
     """``forget_bias`` only initialises b_f: f = σ(b_f) at zero input and cell, so the cell keeps
-    σ(b_f) of itself per step; the default is the paper's zero."""
+    σ(b_f) of itself per step; the default is 2 (the paper's 0 on request)."""
     torch.manual_seed(0)
-    assert torch.equal(ELSTM(3, 4).b_f, torch.zeros(4))
-    core = ELSTM(3, 4, forget_bias=2.0)
-    assert torch.equal(core.b_f, torch.full((4,), 2.0))
+    assert torch.equal(ELSTM(3, 4).b_f, torch.full((4,), 2.0))
+    assert torch.equal(ELSTM(3, 4, forget_bias=0.0).b_f, torch.zeros(4))
+    core = ELSTM(3, 4)
     f, _ = core._gates(torch.zeros(1, 3), torch.zeros(1, 4))
     torch.testing.assert_close(f, torch.full((1, 4), torch.sigmoid(torch.tensor(2.0)).item()))
