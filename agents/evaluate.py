@@ -61,7 +61,7 @@ def evaluate(
     quota = EpisodeQuota(envs, episodes)
     runner = evaluation_runner(payload, cfg, quota, torch.device(device))
     while not quota.filled:
-        runner.collect(greedy=greedy)
+        runner.act(greedy=greedy)
     quota.close()
     return quota.summary(greedy)
 
@@ -69,9 +69,9 @@ def evaluate(
 def evaluation_runner(
     payload: dict[str, Any], cfg: Any, envs: Any, device: torch.device, rollout_len: int = 32
 ) -> Learner:
-    """A learner that only acts: the checkpoint's policy network and, if it was trained with them,
-    its observation statistics (frozen). Its ``collect()`` holds the episode-boundary logic; TBPTT
-    carries no traces."""
+    """A learner that only acts (``act()``): the checkpoint's policy network and, if it was trained
+    with them, its observation statistics (frozen). Its ``collect()`` holds the episode-boundary
+    logic; TBPTT carries no traces."""
     obs_space, action_space = envs.single_observation_space, envs.single_action_space
     saved = payload.get("normalization", {}).get("obs")
     if cfg.algo.name == "stream":

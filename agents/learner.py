@@ -202,11 +202,20 @@ class Learner:
                 self.episode_start = ended
             self.obs, self.prev_action, self.prev_reward = self._observe(next_obs), action, reward_t
             self.global_step += self.num_envs
+        self.end_state = state  # the core's state after the rollout (update() recomputes it)
         start = self.episode_start
         x = agent.core_input(self.obs, self.prev_action, self.prev_reward, start)
         out, _ = agent.core(x, state * (~start)[:, None].to(state.dtype))
         next_value = agent.heads(out)[1]
         return Rollout(**{k: stack_obs(v) for k, v in buf.items()}, next_value=next_value)
+
+    def act(self, greedy: bool = False) -> Rollout:
+        """Collect M steps and carry the core's state on, with no learning (evaluation). Learning,
+        update() carries it; without either, every rollout would start again from the state the
+        previous one started from, wiping the memory each M steps."""
+        rollout = self.collect(greedy)
+        self.rstate = RuleState(self.end_state, self.rstate.traces)
+        return rollout
 
     def _final_value(
         self,

@@ -509,3 +509,22 @@ def test_compiled_minibatch_takes_the_same_step_without_graph_breaks(monkeypatch
         torch.testing.assert_close(compiled.rstate.traces[k], v, rtol=1e-6, atol=1e-7, msg=k)
     assert not torch._dynamo.utils.counters["graph_break"]
     assert compiled._chunk_loss is not compiled.chunk_loss
+
+
+@pytest.mark.parametrize(("env", "core"), [(RECALL, "elstm"), (CARTPOLE, "rtu")], ids=["recall", "cartpole"])
+def test_acting_without_learning_carries_the_state_across_rollouts(env, core):
+    """Evaluation acts (``act``) without update(), which is what carries the core's state from one
+    rollout to the next when learning: the values seen over 60 steps must not depend on how the
+    steps are cut into rollouts. (``collect`` alone restarted each rollout from the state the
+    previous one started from, wiping the memory every M steps: agents.evaluate's bug until
+    2026-12-04.)"""
+    seen = {}
+    for m in (1, 4, 60):
+        learner = make_learner(env=env, core=core, rollout_len=m, seed=3)
+        seen[m] = torch.cat([learner.act(greedy=True).values for _ in range(60 // m)])
+    torch.testing.assert_close(seen[1], seen[60])
+    torch.testing.assert_close(seen[4], seen[60])
+    # collect alone differs: the state restarts each rollout (M = 3, across recall's 4-step episodes)
+    learner = make_learner(env=env, core=core, rollout_len=3, seed=3)
+    restarted = torch.cat([learner.collect(greedy=True).values for _ in range(20)])
+    assert not torch.allclose(restarted, seen[60])
