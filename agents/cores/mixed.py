@@ -37,10 +37,13 @@ class ELSTMRTU(ElementwiseCore):
 
     hidden_size N = N_e + N_r; ``rtu_size`` = N_r must be even (default: N/2 rounded down to an
     even number, so N = 128 gives 64 eLSTM units and 32 complex RTU units). Each part is
-    initialised as on its own. Parameters are named ``elstm.*`` and ``rtu.*``.
+    initialised as on its own (``forget_bias`` is the eLSTM part's, as in agents/cores/elstm.py).
+    Parameters are named ``elstm.*`` and ``rtu.*``.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, rtu_size: int | None = None) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, rtu_size: int | None = None, forget_bias: float = 2.0
+    ) -> None:
         rtu_size = 2 * (hidden_size // 4) if rtu_size is None else rtu_size
         elstm_size = hidden_size - rtu_size
         if rtu_size < 2 or rtu_size % 2 or elstm_size < 1:
@@ -49,7 +52,7 @@ class ELSTMRTU(ElementwiseCore):
                 f"rtu_size must be even, >= 2 and < hidden_size, got {rtu_size}"
             )
         super().__init__(input_size, hidden_size, state_size=hidden_size)
-        self.elstm = ELSTM(input_size, elstm_size)
+        self.elstm = ELSTM(input_size, elstm_size, forget_bias)
         self.rtu = RTU(input_size, rtu_size)
         self.sizes = (elstm_size, rtu_size)
         self.readout_parameter_names = tuple(
