@@ -30,7 +30,8 @@ It adds no training code.
   overrides compose to today (a default changed since; keys added since are not counted) stops
   the suite, naming the keys: its result describes the old defaults.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
-  directories; the whole suite later skips what the slice finished.
+  directories; the whole suite later skips what the slice finished. The report after a slice
+  is still the whole suite's (the other cells as done or pending).
 - **Report**: ``python -m report.compare <suite_dir> --out benchmarks/results/<suite>
   [--threshold X] [--targets <suite config>]`` over every run under the suite dir, after the
   cells. A suite's ``targets:`` (report/targets.py) are checked there: met, not met or pending;
@@ -260,7 +261,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         suite = load_suite(args.suite)
         suite_dir = Path(args.dir or ROOT / "runs" / "suite" / suite.name).resolve()
         out = Path(args.out) if args.out else default_out(suite)
-        cells = select(expand(suite, suite_dir, out / "cells"), args.tasks, args.agents)
+        every = expand(suite, suite_dir, out / "cells")
+        cells = select(every, args.tasks, args.agents)
         todo = pending_cells(cells)
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -307,10 +309,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         status = 1 if failed else 0
     if not args.no_report:
-        archived = [path for cell in cells if cell_finished(cell) and (path := keep_finished(cell))]
+        # The report is the whole suite's: a slice (--tasks/--agents) runs part of it, and
+        # reporting only that part would overwrite the suite's report with a fragment.
+        archived = [path for cell in every if cell_finished(cell) and (path := keep_finished(cell))]
         if archived:
             print(f"{len(archived)} finished cells archived in {out / 'cells'} (commit them)", flush=True)
-        cells_file = write_cells(cells, out / "cells.json", suite.agent_keys)
+        cells_file = write_cells(every, out / "cells.json", suite.agent_keys)
         given = suite.path if suite.path is not None else None
         status = (
             report(

@@ -482,6 +482,13 @@ def test_a_part_way_suite_reports_its_pending_cells(tmp_path):
     markdown = (out / "summary.md").read_text()
     assert "2 cells: 1 done, 0 running, 1 pending" in markdown
     assert "| pending |" in markdown  # tbptt-lstm's overview cell
+    # A slice's report is still the whole suite's: the other agent's cell stays in it as pending.
+    result = _suite_cli(
+        str(path), "--dir", str(tmp_path / "s"), "--out", str(out), "--report-only", "--agents", "rtrl-elstm"
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    listed = json.loads((out / "cells.json").read_text())["cells"]
+    assert [(c["agent"], c["status"]) for c in listed] == [("rtrl-elstm", "done"), ("tbptt-lstm", "pending")]
 
 
 def test_an_archived_cell_stays_done_without_its_run_dir(tmp_path):
