@@ -136,3 +136,41 @@ def test_a_two_trial_search_gets_each_jobs_final_return(tmp_path):
     assert len(returns) == 2
     best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_value"]
     assert best == pytest.approx(max(returns), abs=1e-3)
+
+
+def test_a_trial_over_several_seeds_scores_their_mean(tmp_path):
+    # trial_seeds=[0,1]: each trial trains seed 0 then seed 1 in <trial dir>/seed<k>, and Optuna
+    # gets the mean of their final returns (a one-seed objective rewards a lucky seed).
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    args = [
+        "-m", "hydra/sweeper=tuned_box", "+tuned=cartpole_novel", "env=novel", "total_steps=256",
+        "num_envs=2", "core.hidden_size=16", "progress=false", f"log_dir={tmp_path}",
+        "hydra.sweeper.n_trials=2", "torch_threads=1", "trial_seeds=[0,1]",
+    ]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "train.py", *args], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    jobs = [float(line.split("ep_rew_mean ")[1].split(",")[0]) for line in done.stdout.splitlines()
+            if "ep_rew_mean" in line and not line.startswith("trial:")]  # fmt: skip
+    trials = [
+        float(line.split("ep_rew_mean ")[1]) for line in done.stdout.splitlines() if line.startswith("trial:")
+    ]
+    assert len(jobs) == 4 and len(trials) == 2
+    assert trials == pytest.approx([(jobs[0] + jobs[1]) / 2, (jobs[2] + jobs[3]) / 2], abs=1e-3)
+    best = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())["best_value"]
+    assert best == pytest.approx(max(trials), abs=1e-3)
+    configs = sorted(tmp_path.glob("gym/*/seed0-*/seed*/config.yaml"))
+    assert len(configs) == 4
+    assert sorted(yaml.safe_load(c.read_text())["seed"] for c in configs) == [0, 0, 1, 1]
+    assert all(yaml.safe_load(c.read_text())["trial_seeds"] is None for c in configs)
+
+
+def test_trial_seeds_must_be_distinct_and_not_resume():
+    from jobs import train_trial
+
+    for bad in ([], [0, 0]):
+        with pytest.raises(ValueError, match="distinct seeds"):
+            train_trial(composed(f"trial_seeds={bad}".replace(" ", "")))
+    with pytest.raises(ValueError, match="drop one of them"):
+        train_trial(composed("trial_seeds=[0,1]", "resume=nowhere.pt"))
