@@ -8,15 +8,20 @@ answer if the core's state at the query still differs between the two contexts a
 builds it (``core=rtu`` by default), before any learning.
 
 For each length L and seed: one batch of episodes with random contexts and the actions held at 0
-(they do not matter before the last step), their observations normalised by their own mean and
-std (what the learner's running statistics converge to), and the core's output h when the last
-action is chosen. Printed per row: ``|h|``, the mean norm of that output; ``|dh|``, the norm of
-the difference of the mean outputs of the two contexts; their ratio; and ``units``, the outputs
-whose difference exceeds 1% of the largest |h| entry.
+(they do not matter before the last step; ``--actions random``: uniform random actions, fed back
+to the core as its previous action, as a learning policy's are), their observations normalised
+by their own mean and std (what the learner's running statistics converge to), and the core's
+output h when the last action is chosen. Printed per row: ``|h|``, the mean norm of that output;
+``|dh|``, the norm of the difference of the mean outputs of the two contexts; their ratio;
+``units``, the outputs whose difference exceeds 1% of the largest |h| entry; and ``readout``,
+the held-out accuracy of a linear classifier of the context from h (L2-regularised logistic
+regression fitted on 3/4 of the episodes, scored on the rest): 1.0 means a linear policy head
+could answer from the untrained core's state alone.
 
 Usage:
     python -m benchmarks.chain_signal                          # L 4 16 64 128, seeds 0-2, RTU
     python -m benchmarks.chain_signal --lengths 64 --set core=elstm
+    python -m benchmarks.chain_signal --actions random
 """
 
 from __future__ import annotations
@@ -32,10 +37,12 @@ from agents.stream import StreamLearner
 from benchmarks.common import CONFIGS
 from envs.memory_chain import MemoryChainVectorEnv
 
-EPISODES = 32  # both contexts appear with probability 1 - 2^-31
+EPISODES = 512  # 384 to fit the readout, 128 to score it
 
 
-def chain_signal(length: int, seed: int, overrides: Sequence[str] = ()) -> dict[str, float]:
+def chain_signal(
+    length: int, seed: int, overrides: Sequence[str] = (), actions: str = "zero"
+) -> dict[str, float]:
     """The row for one length and seed (see the module docstring)."""
     over = ["algo=stream", "env=memory_chain", f"env.memory_length={length}", f"seed={seed}", *overrides]
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
@@ -46,19 +53,24 @@ def chain_signal(length: int, seed: int, overrides: Sequence[str] = ()) -> dict[
     # the L + 1 observations of each episode, the last one seen before the answer
     obs, _ = env.reset(seed=seed)
     context = obs[:, 2].copy()  # 2c - 1, shown at the first step
-    steps, actions = [obs], np.zeros(EPISODES, dtype=np.int64)
+    if actions not in ("zero", "random"):
+        raise ValueError(f"actions must be zero or random, got {actions!r}")
+    rng = np.random.default_rng(seed)
+    steps, taken = [obs], [np.zeros(EPISODES, dtype=np.int64)]  # no previous action at the start
     for _ in range(length):
-        obs = env.step(actions)[0]
+        taken.append(rng.integers(2, size=EPISODES) if actions == "random" else taken[0])
+        obs = env.step(taken[-1])[0]
         steps.append(obs)
     xs = torch.as_tensor(np.stack(steps))  # (L + 1, B, D)
     flat = xs.reshape(-1, xs.shape[-1])
     xs = (xs - flat.mean(0)) / torch.sqrt(flat.var(0) + 1e-8)
     state = agent.core.initial_state(EPISODES)
-    zeros = torch.zeros(EPISODES, dtype=torch.long)
+    no_reward = torch.zeros(EPISODES)
     with torch.no_grad():
         for t, x in enumerate(xs):
             start = torch.full((EPISODES,), t == 0)
-            out, state = agent.core(agent.core_input(x, zeros, zeros.float(), start), state)
+            prev = torch.as_tensor(taken[t])
+            out, state = agent.core(agent.core_input(x, prev, no_reward, start), state)
     ones, minus = torch.as_tensor(context > 0), torch.as_tensor(context < 0)
     if not (ones.any() and minus.any()):
         raise RuntimeError(f"seed {seed}: all {EPISODES} episodes drew the same context")
@@ -72,7 +84,24 @@ def chain_signal(length: int, seed: int, overrides: Sequence[str] = ()) -> dict[
         "ratio": float(diff.norm() / size),
         "units": int((diff.abs() > 0.01 * out.abs().max()).sum()),
         "of": out.shape[1],
+        "readout": readout_accuracy(out.double().numpy(), context > 0),
     }
+
+
+def readout_accuracy(features: np.ndarray, label: np.ndarray, ridge: float = 0.1) -> float:
+    """Held-out accuracy of an L2-regularised logistic regression of ``label`` on ``features``,
+    fitted by Newton's method on the first 3/4 of the rows (standardised by their statistics)."""
+    fit = slice(0, 3 * len(label) // 4)
+    mean, std = features[fit].mean(0), features[fit].std(0) + 1e-8
+    x = np.c_[(features - mean) / std, np.ones(len(label))]
+    y, w = label.astype(float), np.zeros(x.shape[1])
+    for _ in range(25):
+        p = 1 / (1 + np.exp(-x[fit] @ w))
+        grad = x[fit].T @ (p - y[fit]) + ridge * w
+        hess = (x[fit].T * (p * (1 - p))) @ x[fit] + ridge * np.eye(len(w))
+        w -= np.linalg.solve(hess, grad)
+    test = slice(fit.stop, None)
+    return float(((x[test] @ w > 0) == label[test]).mean())
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -84,15 +113,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--set", nargs="*", default=[], metavar="OVERRIDE", help="train.py overrides (core=...)"
     )
+    parser.add_argument(
+        "--actions", choices=("zero", "random"), default="zero", help="actions before the last step"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    print(f"{'L':>5} {'seed':>4} {'|h|':>7} {'|dh|':>7} {'ratio':>7} {'units':>9}")
+    print(f"{'L':>5} {'seed':>4} {'|h|':>7} {'|dh|':>7} {'ratio':>7} {'units':>9} {'readout':>7}")
     for length in args.lengths:
         for seed in args.seeds:
-            r = chain_signal(length, seed, args.set)
+            r = chain_signal(length, seed, args.set, args.actions)
             print(
                 f"{r['L']:>5} {r['seed']:>4} {r['|h|']:>7.3f} {r['|dh|']:>7.3f} {r['ratio']:>7.3f} "
-                f"{r['units']:>4} / {r['of']}"
+                f"{r['units']:>4} / {r['of']} {r['readout']:>7.3f}"
             )
 
 

@@ -4,6 +4,7 @@ noise estimate, the copy task's data, loss and curriculum, and a tiny training r
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -169,3 +170,16 @@ def test_chain_signal_measures_the_context_left_in_the_core():
     paper = chain_signal(16, seed=0, overrides=["core=elstm", "core.kwargs.forget_bias=0.0"])
     assert paper["ratio"] < 1e-3
     assert chain_signal(16, seed=0, overrides=["core=elstm"])["ratio"] > 0.05
+
+
+def test_chain_signal_readout_scores_a_held_out_linear_classifier():
+    """The readout column: a linear classifier answers from an RTU's state after a short chain,
+    also with random actions fed back to the core, and scores chance on features without the
+    label (held out: fitting alone would separate 384 points in 64 dimensions)."""
+    from benchmarks.chain_signal import chain_signal, readout_accuracy
+
+    assert chain_signal(4, seed=0, actions="random")["readout"] == 1.0
+    rng = np.random.default_rng(0)
+    assert abs(readout_accuracy(rng.normal(size=(512, 64)), rng.random(512) > 0.5) - 0.5) < 0.15
+    with pytest.raises(ValueError, match="zero or random"):
+        chain_signal(4, seed=0, actions="greedy")
