@@ -183,3 +183,28 @@ def test_chain_signal_readout_scores_a_held_out_linear_classifier():
     assert abs(readout_accuracy(rng.normal(size=(512, 64)), rng.random(512) > 0.5) - 0.5) < 0.15
     with pytest.raises(ValueError, match="zero or random"):
         chain_signal(4, seed=0, actions="greedy")
+
+
+def test_chain_signal_reads_a_trained_runs_checkpoint(tmp_path):
+    """--checkpoint measures a trained algo=stream run: after 2,000 steps of MemoryChain 4 its
+    policy head answers right, where the untrained one does not (seed 0: it answers the opposite
+    of the context); runs of another algo or env are refused."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from benchmarks.chain_signal import chain_signal
+    from benchmarks.common import CONFIGS
+    from jobs import train
+
+    over = ["algo=stream", "env=memory_chain", "env.memory_length=4", "total_steps=2000", "progress=false"]
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        cfg = compose("config", overrides=over)
+    train(cfg, run_dir=tmp_path / "run")
+    trained = chain_signal(64, seed=0, checkpoint=tmp_path / "run" / "checkpoint.pt")
+    assert trained["L"] == 4 and trained["readout"] == 1.0 and trained["answer"] >= 0.9
+    assert chain_signal(4, seed=0)["answer"] < 0.9
+    OmegaConf.save(
+        OmegaConf.create({"algo": {"name": "rtrl"}, "env": {"name": "recall"}}), tmp_path / "config.yaml"
+    )
+    with pytest.raises(ValueError, match="not an algo=stream run"):
+        chain_signal(4, seed=0, checkpoint=tmp_path / "checkpoint.pt")
