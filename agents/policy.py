@@ -101,6 +101,8 @@ class ActorCritic(nn.Module):
         self.core = make_core(core, core_in, hidden_size, **(core_kwargs or {}))
         self.actor = nn.Linear(hidden_size, n_logits)
         self.critic = nn.Linear(hidden_size, 1)
+        # what the heads read: the core's output, or (stream learner, algo.head_norm) its LayerNorm
+        self.head_norm: nn.Module = nn.Identity()
         nn.init.orthogonal_(self.actor.weight, 0.01)  # near-uniform initial policy (SB3, CleanRL)
         nn.init.zeros_(self.actor.bias)
         nn.init.orthogonal_(self.critic.weight, 1.0)
@@ -154,6 +156,7 @@ class ActorCritic(nn.Module):
 
     def heads(self, out: Tensor) -> tuple[Distribution, Tensor]:
         """Policy distribution and value from the core's output (..., N)."""
+        out = self.head_norm(out)
         logits, value = self.actor(out), self.critic(out).squeeze(-1)
         if not self.nvec:
             return Independent(

@@ -90,6 +90,7 @@ class StreamConfig:
     reward_scale: bool = True  # rewards / std of the discounted return
     sparsity: float = 0.9  # zeros per output unit in the sparse init of MLP encoders and heads; 0: off
     layer_norm: bool = True  # LayerNorm (no affine) before each MLP-encoder activation
+    head_norm: bool = False  # LayerNorm (no affine) of the core's output, before both heads
 
     def __post_init__(self) -> None:
         if self.rule not in ("rtrl", "kfrtrl", "tbptt", "uoro"):
@@ -129,9 +130,12 @@ def sparse_init_(weight: Tensor, sparsity: float) -> Tensor:
     return weight
 
 
-def _stream_init(net: ActorCritic, sparsity: float, layer_norm: bool) -> None:
+def _stream_init(net: ActorCritic, sparsity: float, layer_norm: bool, head_norm: bool) -> None:
     """Sparse init of the MLP encoders' and the heads' linear layers; LayerNorm before each MLP
-    activation. LayerNorm has no parameters here, so the state dict keeps ActorCritic's keys."""
+    activation and, with ``head_norm``, on the core's output before the heads. LayerNorm has no
+    parameters here, so the state dict keeps ActorCritic's keys."""
+    if head_norm:
+        net.head_norm = nn.LayerNorm(net.actor.in_features, elementwise_affine=False)
     linears = [net.actor, net.critic]
     for enc in (m for m in net.modules() if isinstance(m, MLPEncoder)):
         layers = list(enc.net)
@@ -158,7 +162,7 @@ def make_stream_networks(
     separate as in the paper, each with its own encoder and core, from the Hydra groups."""
     nets = tuple(ActorCritic.from_config(core, policy, obs_space, action_space) for _ in range(2))
     for net in nets:
-        _stream_init(net, cfg.sparsity, cfg.layer_norm)
+        _stream_init(net, cfg.sparsity, cfg.layer_norm, cfg.head_norm)
     return nets[0], nets[1]
 
 

@@ -69,7 +69,13 @@ def float64():
 
 
 def stream_learner(
-    env: str, core: str, rule: str, num_envs: int = 2, seed: int = 0, mlp_hidden: tuple = ()
+    env: str,
+    core: str,
+    rule: str,
+    num_envs: int = 2,
+    seed: int = 0,
+    mlp_hidden: tuple = (),
+    head_norm: bool = False,
 ) -> StreamLearner:
     """A float64 learner whose weights never move (α = 0): its traces accumulate over fixed weights."""
     torch.manual_seed(seed)
@@ -84,6 +90,7 @@ def stream_learner(
         obs_norm=False,
         reward_scale=False,
         sparsity=0.0,  # dense heads: at N = 6 a 90%-sparse head can read a unit that never fires
+        head_norm=head_norm,
     )
     core_cfg = {"name": core, "hidden_size": 6, "kwargs": {}}
     space, actions = envs.single_observation_space, envs.single_action_space
@@ -221,6 +228,16 @@ def test_traces_over_rtrl_equal_the_forward_view_by_bptt(env, core, float64):
     ):
         core = {id(p) for p in net.core.parameters()}
         assert min(float(w.abs().sum()) for w, p in zip(want, params, strict=True) if id(p) in core) > 1e-6
+
+
+def test_traces_with_a_layer_norm_before_the_heads_equal_the_forward_view(float64):
+    """algo.head_norm puts a LayerNorm between the core and the heads: the identity still holds."""
+    learner = stream_learner("memory_chain", "rtu", "rtrl", head_norm=True)
+    assert isinstance(learner.agent.head_norm, torch.nn.LayerNorm)
+    critic, actor = backward_view(learner, steps=40)
+    want_critic, want_actor = forward_view(learner)
+    assert relative_error(critic, want_critic) < 1e-8
+    assert relative_error(actor, want_actor) < 1e-8
 
 
 @pytest.mark.parametrize("core", ["elstm", "rtu"])
