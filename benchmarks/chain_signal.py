@@ -43,6 +43,7 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from agents.checkpoint import load_checkpoint
+from agents.policy import greedy_action
 from agents.stream import StreamLearner
 from benchmarks.common import CONFIGS
 from envs.memory_chain import MemoryChainVectorEnv
@@ -84,14 +85,15 @@ def chain_signal(
         obs = env.step(taken[-1])[0]
         steps.append(obs)
     xs = torch.as_tensor(np.stack(steps))  # (L + 1, B, D)
-    flat = xs.reshape(-1, xs.shape[-1])
-    xs = (xs - flat.mean(0)) / torch.sqrt(flat.var(0) + 1e-8)
-    if checkpoint is not None:
+    if checkpoint is None:  # the statistics the learner's running ones converge to
+        flat = xs.reshape(-1, xs.shape[-1])
+        xs = (xs - flat.mean(0)) / torch.sqrt(flat.var(0) + 1e-8)
+    else:  # what the trained network saw: its saved statistics, or raw with algo.obs_norm=false
         saved = load_checkpoint(checkpoint)
         agent.load_state_dict(saved["agent"])
-        if learner.obs_stats is not None:  # what the trained network saw
+        if learner.obs_stats is not None:
             learner.obs_stats.load_state_dict(saved["normalization"]["obs"])
-            xs = learner.obs_stats.normalize(torch.as_tensor(np.stack(steps)))
+            xs = learner.obs_stats.normalize(xs)
     state = agent.core.initial_state(EPISODES)
     no_reward = torch.zeros(EPISODES)
     with torch.no_grad():
@@ -99,7 +101,7 @@ def chain_signal(
             start = torch.full((EPISODES,), t == 0)
             prev = torch.as_tensor(taken[t])
             out, state = agent.core(agent.core_input(x, prev, no_reward, start), state)
-        answer = agent.heads(out)[0].probs.argmax(-1).numpy()
+        answer = greedy_action(agent.heads(out)[0]).numpy()
     ones, minus = torch.as_tensor(context > 0), torch.as_tensor(context < 0)
     if not (ones.any() and minus.any()):
         raise RuntimeError(f"seed {seed}: all {EPISODES} episodes drew the same context")
