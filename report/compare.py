@@ -8,7 +8,8 @@ one PNG of learning curves per env and one PNG of the aggregate across envs.
   logged points (at least one point). Per env and agent: the mean over seeds with a 95% stratified
   bootstrap CI (rliable), and the worst seed beside it.
 - **Time to threshold**: the env steps and the wall-clock seconds (event ``wall_time`` minus the
-  run's first event) at the first logged point ≥ the threshold, averaged over the seeds that reached
+  run's first event, less the pauses of a run stopped and resumed: report/records.py
+  ``training_seconds``) at the first logged point ≥ the threshold, averaged over the seeds that reached
   it; "k/n" says how many did. One threshold for every env (``--threshold 0.9``), or per env label
   glob (``--threshold 'popgym:*=0.9' --threshold 'gym:Hopper*=1000'``; the first match wins, a bare
   number covers the rest, and an env nothing covers gets no threshold columns): returns differ in

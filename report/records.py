@@ -25,6 +25,7 @@ __all__ = [
     "Summary",
     "group_runs",
     "threshold_for",
+    "training_seconds",
 ]
 
 DEFAULT_TAG = "rollout/ep_rew_mean"
@@ -32,6 +33,28 @@ FINAL_FRACTION = 0.1  # the last 10% of a run's logged points make its final ret
 # A run dir's evaluations of its final checkpoint (benchmarks/evaluate_suite.py writes it): a
 # mapping of "<greedy|sampled>-<N>ep-seed<S>" to {"greedy", "episodes", "return_mean", ...}.
 EVALUATION_FILE = "evaluation.json"
+# A gap between two logged points longer than both of these is a stop (and resume), not training.
+PAUSE_SECONDS = 60.0
+PAUSE_FACTOR = 20.0  # x the run's median gap: slow runs (a CNN on a CPU) log seconds apart
+
+
+def training_seconds(wall: np.ndarray) -> np.ndarray:
+    """Seconds of training at each logged point, from its event times (seconds since the first).
+
+    A run resumed from its checkpoint (``resume=``, or a suite picking up a cell on another day)
+    logs into the same directory, so its event times jump by however long it lay stopped: hours,
+    where a suite spans machines. Each gap longer than ``PAUSE_SECONDS`` and ``PAUSE_FACTOR`` x
+    the median gap counts as a pause and is replaced by the median gap, so that seconds to a
+    return count the time spent training, as on a run that never stopped.
+    """
+    wall = np.asarray(wall, dtype=np.float64)
+    if len(wall) < 2:
+        return wall.copy()
+    gaps = np.diff(wall)
+    median = float(np.median(gaps))
+    paused = gaps > max(PAUSE_SECONDS, PAUSE_FACTOR * median)
+    gaps = np.where(paused, median, gaps)
+    return np.concatenate([wall[:1], wall[0] + np.cumsum(gaps)])
 
 
 @dataclass(frozen=True)
@@ -45,7 +68,8 @@ class Run:
         seed: the run's seed (None when unknown).
         steps: (T,) env steps of the logged points, ascending.
         values: (T,) the tag's values.
-        seconds: (T,) wall-clock seconds of each point since the run's first event.
+        seconds: (T,) wall-clock seconds of each point since the run's first event, less the
+            pauses of a run stopped and resumed (:func:`training_seconds`).
         fps: the last ``time/fps`` value, None when not logged.
         source: where the labels came from: ``"config"`` or ``"dirs"``.
         tag: the scalar tag read into ``values``.

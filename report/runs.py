@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from report.records import DEFAULT_TAG, EVALUATION_FILE, Run
+from report.records import DEFAULT_TAG, EVALUATION_FILE, Run, training_seconds
 
 __all__ = [
     "agent_label",
@@ -158,7 +158,7 @@ def run_from_files(path: Path, files: Mapping[str, Any], agent_keys: Sequence[st
         seed=None if seed is None else int(seed),
         steps=np.array(files["steps"], dtype=np.int64),
         values=np.array(files["values"], dtype=np.float64),
-        seconds=np.array(files["seconds"], dtype=np.float64),
+        seconds=training_seconds(np.array(files["seconds"], dtype=np.float64)),
         fps=files["fps"],
         source=source,
         tag=files["tag"],

@@ -235,8 +235,9 @@ def _markdown(
         f"per agent the mean over seeds with a 95% stratified bootstrap CI (rliable, {summary.reps} "
         "reps), and the worst seed's final return."
         + (
-            f" {given}: env steps and wall-clock seconds (since the run's first event) to the "
-            "first point ≥ the threshold, averaged over the seeds that reached it."
+            f" {given}: env steps and wall-clock seconds (since the run's first event, less "
+            "the pauses of a run stopped and resumed) to the first point ≥ the threshold, "
+            "averaged over the seeds that reached it."
             if given
             else ""
         )
