@@ -10,13 +10,18 @@ from torch import Tensor, nn
 
 from agents.cores.base import ElementwiseCore, ElementwiseTerms
 
-__all__ = ["RTU"]
+__all__ = ["RTU", "THETA_LOG_MAX"]
+
+# θ_log is clamped here. A phase only matters mod 2π, but ∂c/∂θ_log = iθλc grows with θ: under a
+# step normalised by the gradient's norm (ObGD) that feeds on itself and ran θ_log to 88.8, where
+# exp overflows and the state turns NaN. Adam-trained runs stay below 3.
+THETA_LOG_MAX = math.log(1000.0)
 
 
 class RTU(ElementwiseCore):
     """Linear RTU with a ReLU readout. With n = N/2 complex units c = c¹ + i c²:
 
-        r = exp(−exp(ν)),  θ = exp(θ_log),  λ = r e^{iθ} = g + i φ,  n_r = sqrt(1 − r²)
+        r = exp(−exp(ν)),  θ = exp(min(θ_log, log 1000)),  λ = r e^{iθ} = g + i φ,  n_r = sqrt(1 − r²)
         c¹_t = g c¹_{t-1} − φ c²_{t-1} + n_r (W₁ x_t)
         c²_t = g c²_{t-1} + φ c¹_{t-1} + n_r (W₂ x_t)        i.e.  c_t = λ c_{t-1} + n_r (W₁ + i W₂) x_t
         out_t = relu([c¹_t; c²_t])
@@ -37,7 +42,7 @@ class RTU(ElementwiseCore):
         self.W2 = nn.Parameter(torch.randn(n, input_size) / math.sqrt(input_size))
 
     def _coefficients(self) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        nu, theta = torch.exp(self.nu_log), torch.exp(self.theta_log)
+        nu, theta = torch.exp(self.nu_log), torch.exp(self.theta_log.clamp(max=THETA_LOG_MAX))
         r = torch.exp(-nu)
         g, phi = r * torch.cos(theta), r * torch.sin(theta)
         norm = torch.sqrt(1 - r * r)
@@ -86,7 +91,7 @@ class RTU(ElementwiseCore):
     @torch.no_grad()
     def local_terms(self, record: tuple[Tensor, ...]) -> ElementwiseTerms:
         """docs/algorithms.md §3, in complex coordinates, from record = (x, [c¹; c²]_{t-1}, W₁x, W₂x):
-        a = λ;  ∂c/∂ν = −e^ν λ c_{t-1} + (r² e^ν / n_r) u;  ∂c/∂θ_log = i θ λ c_{t-1};
+        a = λ;  ∂c/∂ν = −e^ν λ c_{t-1} + (r² e^ν / n_r) u;  ∂c/∂θ_log = i θ λ c_{t-1} (0 above the clamp);
         ∂c/∂W₁ = n_r ⊗ x,  ∂c/∂W₂ = i n_r ⊗ x,  with u = (W₁ + i W₂) x.
         """
         x, state, u1, u2 = record
@@ -100,7 +105,7 @@ class RTU(ElementwiseCore):
             a=lam.expand_as(c_prev),
             coef={
                 "nu_log": -nu * lam * c_prev + (r2 * nu / norm) * u,
-                "theta_log": 1j * theta * lam * c_prev,
+                "theta_log": 1j * (theta * (self.theta_log <= THETA_LOG_MAX)) * lam * c_prev,
                 "W1": norm * ones,
                 "W2": 1j * norm * ones,
             },

@@ -6,6 +6,7 @@ import torch
 from torch.autograd.functional import jacobian
 
 from agents.cores import ELSTM, ELSTMRTU, GRU, LSTM, RHN, RTU
+from agents.cores.rtu import THETA_LOG_MAX
 
 D, N, B = 3, 4, 2
 DT = torch.float64
@@ -197,6 +198,27 @@ def test_step_terms_are_the_autograd_derivatives(name):
     out, new, terms = core.step_terms(x, state)
     torch.testing.assert_close((out, new), core(x, state), rtol=0, atol=0)
     check_terms(core, x, state, terms)
+
+
+def test_rtu_phase_is_clamped_and_its_terms_follow():
+    """θ_log above log 1000 acts as log 1000 with derivative 0 (the written terms agree with
+    autograd on both sides of the clamp), and a θ_log whose exp overflows float32 (88.8, as a
+    streaming run reached) leaves the state finite."""
+    core = make("rtu")  # 2 complex units: unit 0 above the clamp, unit 1 below
+    with torch.no_grad():
+        core.theta_log[0] = THETA_LOG_MAX + 1.0
+    x, state = inputs(core)
+    out, new, terms = core.step_terms(x, state)
+    check_terms(core, x, state, terms)
+    assert not terms.coef["theta_log"][:, 0].any() and terms.coef["theta_log"][:, 1].abs().min() > 0
+    at_clamp = make("rtu")
+    with torch.no_grad():
+        at_clamp.theta_log[0] = THETA_LOG_MAX
+    torch.testing.assert_close(at_clamp(x, state), (out, new), rtol=0, atol=0)
+    single = RTU(D, N)
+    with torch.no_grad():
+        single.theta_log[0] = 88.8
+    assert torch.isfinite(single(x.float(), state.float())[1]).all()
 
 
 def test_elstm_rtu_is_block_diagonal_and_its_parts_terms_are_the_derivatives():

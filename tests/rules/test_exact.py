@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from agents.cores.rtu import THETA_LOG_MAX
 from agents.rules import RTRL
 
 from .helpers import (
@@ -40,6 +41,21 @@ def test_rtrl_gradient_equals_bptt(core_name, method, chunk):
     got = rule_grads(RTRL(core, method=method), ep, chunk)
     errors = relative_errors(got, want)  # every parameter, the readout's too
     assert max(errors.values()) < TOL, errors
+
+
+@pytest.mark.parametrize("chunk", CHUNKS)
+def test_rtrl_gradient_equals_bptt_with_an_rtu_phase_at_its_clamp(chunk):
+    """Above the clamp θ_log's gradient is 0 in both, and every other gradient still agrees."""
+    core = make_core("rtu")
+    with torch.no_grad():
+        core.theta_log[0] = THETA_LOG_MAX + 0.5
+    ep = make_episode(core, steps=STEPS)
+    want = bptt_grads(core, ep)
+    got = rule_grads(RTRL(core, method="elementwise"), ep, chunk)
+    errors = relative_errors(got, want)
+    assert max(errors.values()) < TOL, errors
+    theta = next(n for n in want if n.endswith("theta_log"))
+    assert want[theta][0] == 0 and want[theta][1] != 0
 
 
 def test_elstm_rtu_keeps_each_part_in_its_own_coordinates():
