@@ -134,6 +134,12 @@ class DataParallel:
             device = torch.device("cuda", local_rank)
             torch.cuda.set_device(device)
         if not dist.is_initialized():
+            # torch.distributed.nn's functions default to ``group=group.WORLD``, bound when it is
+            # first imported (a first optimiser imports it, through torch._dynamo). Imported after
+            # init, they hold the group past destroy_process_group: its gloo threads then die at
+            # interpreter exit, which now and then aborts the rank (SIGABRT after a clean run).
+            import torch.distributed.nn as _bind_world_defaults_before_init  # noqa: F401
+
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
         return cls(rank, world_size, local_rank, device)
 

@@ -155,6 +155,28 @@ def test_rank_envs_get_the_one_process_seeds(two_ranks):
         torch.testing.assert_close(rank["rtrl"]["first_obs"].to(first.dtype), first[start:stop])
 
 
+def teardown_worker(rank: int, port: int, folder: str) -> None:
+    """Join, build an optimiser (torch.optim imports torch._dynamo, which imports
+    torch.distributed.nn), leave; save which threads this process has left."""
+    fresh = "torch.distributed.nn" not in sys.modules
+    ranks = join_group(rank, port)
+    torch.optim.Adam([torch.nn.Parameter(torch.ones(1))])
+    ranks.close()
+    threads = [(task / "comm").read_text().strip() for task in Path("/proc/self/task").iterdir()]
+    torch.save({"fresh": fresh, "threads": threads}, Path(folder) / f"threads{rank}.pt")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="lists threads through Linux's /proc")
+def test_close_leaves_no_gloo_threads(tmp_path):
+    # If the world group outlives close(), its gloo threads are torn down at interpreter exit,
+    # which aborts about 1 torchrun job in 60 under load (SIGABRT after a clean run).
+    mp.spawn(teardown_worker, args=(free_port(), str(tmp_path)), nprocs=WORLD, join=True)
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"threads{rank}.pt", weights_only=False)
+        assert got["fresh"], "precondition: torch.distributed.nn is first imported after init"
+        assert not [t for t in got["threads"] if "gloo" in t], f"rank {rank}: {got['threads']}"
+
+
 def test_bad_splits_name_the_valid_choices():
     ranks = DataParallel(rank=0, world_size=3)
     with pytest.raises(ValueError, match=r"num_envs=16 cannot be split over 3 processes.*multiple of 3"):
