@@ -84,6 +84,14 @@ class NaNRewardEnv(FixedEnv):
         return math.nan if self.steps == FAULT_AFTER else super().reward()
 
 
+class NaNObsEnv(FixedEnv):
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        if self.steps == FAULT_AFTER:
+            obs = np.full_like(obs, np.nan)
+        return obs, reward, terminated, truncated, info
+
+
 def gym_cfg(env_class: str, **values):
     return tiny_cfg("env=gym", **{"env.id": f"{__name__}:{env_class}", **values})
 
@@ -223,6 +231,19 @@ def test_nan_reward_skips_the_update_and_training_goes_on(tmp_path, fed_back):
     checkpoint = load_checkpoint(summary["checkpoint"])
     assert all(torch.isfinite(p).all() for p in checkpoint["agent"].values())
     assert all(torch.isfinite(t).all() for t in checkpoint["rule_state"]["traces"].values())
+
+
+@pytest.mark.parametrize("algo", ["rtrl", "stream"])
+def test_nan_observation_names_the_env_and_keeps_the_checkpoint(tmp_path, algo):
+    # Without the check, the NaN reaches the logits and sampling fails with torch's "probability
+    # tensor contains either inf, nan or element < 0", which names nothing.
+    cfg = tiny_cfg("env=gym", f"algo={algo}", **{"env.id": f"{__name__}:NaNObsEnv", "total_steps": 4096})
+    message = r"'gym:[\w.]+:NaNObsEnv' returned a non-finite observation from step\(\) in sub-env\(s\) \[0"
+    with pytest.raises(ValueError, match=message):
+        train(cfg, run_dir=tmp_path)
+    checkpoint = load_checkpoint(next(tmp_path.glob("checkpoint*.pt")))
+    assert checkpoint["counters"]["global_step"] > 0
+    assert all(torch.isfinite(p).all() for p in checkpoint["agent"].values())
 
 
 def test_an_sb3_zip_given_as_our_checkpoint_says_what_it_is(tmp_path):
