@@ -62,6 +62,6 @@ class NamedVectorEnv(VectorWrapper):
                 where = "" if key is None else f" (its {key!r} part)"
                 raise ValueError(
                     f"environment {self.env_name!r} returned a non-finite observation{where} from "
-                    f"{call}() in sub-env(s) {np.flatnonzero(~finite).tolist()}: the agent cannot "
+                    f"{call}() in sub-env(s) {np.flatnonzero(~finite).tolist()}; the agent cannot "
                     "act on NaN or Inf: fix the env, or end its episode before it returns one"
                 )
