@@ -19,6 +19,10 @@ It adds no training code.
   checkpoint (``resume=``; ``checkpoint.pt``, or ``checkpoint.zip`` for algo=rppo) when that run
   had the same config, else from scratch in a cleared directory. A cell that raises is logged in
   ``suite_cell_error.txt`` and the others go on.
+- **Stopping**: SIGINT (Ctrl-C, to the whole process group) or SIGTERM to the suite's process stops
+  each running cell at its next update, saved, and no further cell starts (SIGTERM: the suite
+  passes it to the cells' processes on this host, the holders of their locks, and writes a
+  ``stop`` file in the launch dir that every cell checks before it starts).
 - **Archives**: each finished cell is also archived beside the report
   (``<out>/cells/<task>/<agent>/seed<k>.json.gz``, report/archive.py: its curve and done marker,
   ~100 kB), when it finishes and again before each report. A suite that declares ``evaluate:``
@@ -55,8 +59,10 @@ import argparse
 import contextlib
 import json
 import shlex
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -78,6 +84,7 @@ from benchmarks.suites.cells import (
 )
 from benchmarks.suites.config import CONFIGS, ROOT, SUITE_CONFIGS, Suite, Task, load_suite, suite_names
 from benchmarks.suites.evaluation import EvaluationSpec
+from benchmarks.suites.locks import lock_path, lock_pid
 from benchmarks.suites.run import compose_cell, config_drift, keep_finished, reset_stop, run_cell
 
 # The suite's API in one place: what benchmarks/suites/ defines, and the launching of its cells here.
@@ -85,6 +92,7 @@ __all__ = [
     "ERROR_FILE",
     "MARKER",
     "ROOT",
+    "STOP_FILE",
     "SUITE_CONFIGS",
     "Cell",
     "EvaluationSpec",
@@ -109,6 +117,7 @@ __all__ = [
 ]
 
 _JOB_CONFIG = "_benchmarks_suite_cell"  # the multirun app's primary config, in Hydra's ConfigStore
+STOP_FILE = "stop"  # in a launch's dir: written on SIGTERM to the suite; no cell starts after it
 
 # ---------------------------------------------------------------- launch
 
@@ -121,8 +130,34 @@ def _register_job_config() -> None:
 
 def _job(cfg: DictConfig) -> dict[str, Any]:
     """The multirun app's task: run cell number ``cfg.cell`` of ``cfg.cells_file``."""
-    cells = json.loads(Path(cfg.cells_file).read_text())
-    return run_cell(Cell.from_dict(cells[int(cfg.cell)]))
+    cells_file = Path(cfg.cells_file)
+    cells = json.loads(cells_file.read_text())
+    return run_cell(Cell.from_dict(cells[int(cfg.cell)]), stop_file=cells_file.parent / STOP_FILE)
+
+
+@contextlib.contextmanager
+def _sigterm_stops_the_cells(cells: Sequence[Cell], stop_file: Path) -> Iterator[None]:
+    """SIGTERM to the suite's process stops its cells as Ctrl-C does: no cell starts after it
+    (``stop_file``, which every cell checks), and each running cell's process on this host (its
+    lock's holder) gets the signal, to stop at its next update, saved. Without this, the joblib
+    workers of a terminated suite would train on, orphaned."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def forward(signum: int, frame: Any) -> None:
+        stop_file.touch()  # first: a cell locked after the scan below sees it
+        for cell in cells:
+            pid = lock_pid(lock_path(Path(cell.run_dir)))
+            if pid is not None and pid != os.getpid():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signum)
+
+    old = signal.signal(signal.SIGTERM, forward)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 @contextlib.contextmanager
@@ -174,7 +209,7 @@ def launch(
     app = hydra.main(config_path=str(CONFIGS), config_name=_JOB_CONFIG, version_base="1.3")(_job)
     GlobalHydra.instance().clear()  # a previous launch in this process leaves it set
     try:
-        with _argv(argv):
+        with _argv(argv), _sigterm_stops_the_cells(cells, launch_dir / STOP_FILE):
             app()
     finally:
         GlobalHydra.instance().clear()

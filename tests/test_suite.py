@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -16,6 +17,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from agents.checkpoint import load_checkpoint
 from benchmarks import suite as S
 from benchmarks.suites import run as R
 from report.runs import agent_label, env_label
@@ -359,6 +361,49 @@ def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path):
     result = S.run_cell(cells[0])
     assert result["status"] == "done" and result["resumed"]
     assert sys.modules["benchmarks.suite"] is S
+
+
+def test_sigterm_to_the_suite_alone_stops_its_workers_and_starts_no_cell(tmp_path):
+    # `kill <suite pid>`: the 2 joblib workers stop their cells, saved, and neither of the 2 other
+    # cells starts (before, the suite died and its workers trained on, orphaned).
+    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]")
+    text = text.replace("total_steps: 32", "total_steps: 100000000")
+    path = _write(tmp_path, text)
+    run = tmp_path / "s"
+    cells = S.expand(S.load_suite(path), run)
+    suite = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.suite", str(path), "--dir", str(run), "--out", str(tmp_path / "o"),
+         "--no-report", "hydra.launcher.n_jobs=2"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 120
+        while len(running := [c for c in cells if (Path(c.run_dir) / "checkpoint.pt").is_file()]) < 2:
+            assert suite.poll() is None and time.monotonic() < deadline, "two cells never ran"
+            time.sleep(0.2)
+        workers = {int(R.lock_path(Path(c.run_dir)).read_text().split()[1]) for c in running}
+        assert len(workers) == 2 and suite.pid not in workers  # joblib's workers, not the suite
+        suite.send_signal(signal.SIGTERM)
+        out, _ = suite.communicate(timeout=120)  # EOF only once the workers, which share stdout, exit
+    finally:
+        suite.kill()
+        for pid in workers:  # on a failure, leave no orphan training 10^8 steps
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    assert suite.returncode == 1, out[-3000:]  # "not finished": every cell resumes next time
+    assert out.count(" not started (") == 2 and out.count("(stopped by SIGTERM)") == 2, out[-3000:]
+    for cell in cells:
+        assert not R.lock_path(Path(cell.run_dir)).exists() and not S.cell_finished(cell)
+        if cell in running:  # stopped part-way, saved
+            steps = load_checkpoint(Path(cell.run_dir) / "checkpoint.pt")["counters"]["global_step"]
+            assert 0 < steps < cell.total_steps
+        else:
+            assert not Path(cell.run_dir).exists()
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):  # the workers exit with the suite
+        assert time.monotonic() < deadline, f"workers {workers} still run"
+        time.sleep(0.2)
 
 
 def test_an_interrupted_rppo_cell_resumes_from_sb3s_zip(tmp_path):

@@ -7,7 +7,7 @@ import socket
 import time
 from pathlib import Path
 
-__all__ = ["lock_holder", "lock_path", "take_lock"]
+__all__ = ["lock_holder", "lock_path", "lock_pid", "take_lock"]
 
 # An empty lock file is one being taken (created, not yet written); one empty for longer than this
 # was left by a process that died in between, and is stale.
@@ -33,6 +33,17 @@ def lock_holder(path: Path) -> str | None:
     if host != socket.gethostname() or _alive(int(pid)):
         return f"process {pid} on {host}"
     return None
+
+
+def lock_pid(path: Path) -> int | None:
+    """The pid of the live process of this host that holds the lock file; None if there is none."""
+    try:
+        host, _, pid = path.read_text().partition(" ")
+    except FileNotFoundError:
+        return None
+    if host != socket.gethostname() or not pid.strip().isdigit() or not _alive(int(pid)):
+        return None
+    return int(pid)
 
 
 def take_lock(path: Path) -> str | None:

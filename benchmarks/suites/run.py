@@ -3,13 +3,16 @@ checkpoint), mark it done, evaluate and archive it (benchmarks/suite.py's docstr
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import shutil
 import signal
+import threading
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,20 +47,19 @@ def compose_cell(cell: Cell) -> DictConfig:
         return compose("config", overrides=list(cell.overrides))
 
 
-def run_cell(cell: Cell) -> dict[str, Any]:
+def run_cell(cell: Cell, stop_file: Path | None = None) -> dict[str, Any]:
     """Train one cell (resuming its checkpoint if it has one) and mark it done if it finished.
 
     Returns ``{"status": "done" | "stopped" | "failed" | "busy", ...}``; never raises for a failed
     run, so that one bad cell does not cancel the others (joblib cancels pending jobs on an
     exception). Once SIGINT or SIGTERM has stopped a cell (saved, to resume), this process starts no
     other cell: "stopped" without training, so that a signalled worker or suite ends rather than
-    going on. A cell another live suite process holds (its lock file beside the run dir) is "busy":
-    two overlapping slices of a suite never train one cell into one run dir.
+    going on; nor does any process once ``stop_file`` exists (the suite writes it on SIGTERM). A
+    cell another live suite process holds (its lock file beside the run dir) is "busy": two
+    overlapping slices of a suite never train one cell into one run dir.
     """
-    if _stopped_by is not None:  # a signal already stopped a cell here: start no other
-        name = signal.Signals(_stopped_by).name
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started (this worker got {name})")
-        return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by}
+    if _not_started(cell, stop_file):
+        return _stopped(cell)
     run_dir = Path(cell.run_dir)
     lock = lock_path(run_dir)
     holder = take_lock(lock)
@@ -65,9 +67,47 @@ def run_cell(cell: Cell) -> dict[str, Any]:
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
         return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
     try:
-        return _run_locked(cell, run_dir)
+        with _signals_recorded():
+            # checked again under the lock: the suite signals the lock holders it finds after
+            # writing the stop file, so a cell locked after that scan sees the file here
+            if _not_started(cell, stop_file):
+                return _stopped(cell)
+            return _run_locked(cell, run_dir)
     finally:
         lock.unlink(missing_ok=True)
+
+
+def _not_started(cell: Cell, stop_file: Path | None) -> bool:
+    """Whether this cell must not start: a signal stopped a cell here, or the suite was stopped."""
+    if _stopped_by is None and not (stop_file is not None and stop_file.exists()):
+        return False
+    why = f"this worker got {signal.Signals(_stopped_by).name}" if _stopped_by else "the suite got SIGTERM"
+    print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} not started ({why})")
+    return True
+
+
+def _stopped(cell: Cell) -> dict[str, Any]:
+    return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by or signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def _signals_recorded() -> Iterator[None]:
+    """While this process holds a cell, SIGINT/SIGTERM outside training (train() takes them over
+    while it runs) are recorded, not fatal: a loky worker killed mid-cell would break the pool."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def record(signum: int, frame: Any) -> None:
+        global _stopped_by
+        _stopped_by = signum
+
+    old = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
 
 
 def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
@@ -86,6 +126,8 @@ def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
         elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
             shutil.rmtree(run_dir)
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
+        if _stopped_by is not None:  # signalled while the cell was being set up
+            return _stopped(cell)
         start = time.time()
         summary = train(cfg, run_dir)
         wall = time.time() - start
