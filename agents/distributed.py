@@ -136,8 +136,10 @@ class DataParallel:
         if not dist.is_initialized():
             # torch.distributed.nn's functions default to ``group=group.WORLD``, bound when it is
             # first imported (a first optimiser imports it, through torch._dynamo). Imported after
-            # init, they hold the group past destroy_process_group: its gloo threads then die at
-            # interpreter exit, which now and then aborts the rank (SIGABRT after a clean run).
+            # init, they hold the group (gloo's threads, NCCL's communicators) past
+            # destroy_process_group; gloo's threads then die at interpreter exit, which now and
+            # then aborts the rank (SIGABRT after a clean run). The alias is needed: a plain
+            # ``import torch.distributed.nn`` would make ``torch`` a local name of this function.
             import torch.distributed.nn as _bind_world_defaults_before_init  # noqa: F401
 
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -21,8 +21,9 @@ It adds no training code.
   ``suite_cell_error.txt`` and the others go on.
 - **Stopping**: SIGINT (Ctrl-C, to the whole process group) or SIGTERM to the suite's process stops
   each running cell at its next update, saved, and no further cell starts (SIGTERM: the suite
-  passes it to the cells' processes on this host, the holders of their locks, and writes a
-  ``stop`` file in the launch dir that every cell checks before it starts).
+  passes it to its workers that hold a cell's lock, and writes a ``stop`` file in the launch dir
+  that every cell checks before it starts; a second SIGTERM ends the suite at once). Under SLURM
+  the running jobs are not signalled from here (``scancel`` them); no further cell starts.
 - **Archives**: each finished cell is also archived beside the report
   (``<out>/cells/<task>/<agent>/seed<k>.json.gz``, report/archive.py: its curve and done marker,
   ~100 kB), when it finishes and again before each report. A suite that declares ``evaluate:``
@@ -132,32 +133,49 @@ def _job(cfg: DictConfig) -> dict[str, Any]:
     """The multirun app's task: run cell number ``cfg.cell`` of ``cfg.cells_file``."""
     cells_file = Path(cfg.cells_file)
     cells = json.loads(cells_file.read_text())
-    return run_cell(Cell.from_dict(cells[int(cfg.cell)]), stop_file=cells_file.parent / STOP_FILE)
+    return run_cell(Cell.from_dict(cells[int(cfg.cell)]), stop_file=_stop_file(cells_file.parent))
+
+
+def _stop_file(launch_dir: Path) -> Path:
+    """Written in a launch's dir (beside its cells.json) on SIGTERM: no cell starts after it."""
+    return launch_dir / STOP_FILE
 
 
 @contextlib.contextmanager
 def _sigterm_stops_the_cells(cells: Sequence[Cell], stop_file: Path) -> Iterator[None]:
     """SIGTERM to the suite's process stops its cells as Ctrl-C does: no cell starts after it
-    (``stop_file``, which every cell checks), and each running cell's process on this host (its
-    lock's holder) gets the signal, to stop at its next update, saved. Without this, the joblib
-    workers of a terminated suite would train on, orphaned."""
+    (``stop_file``, which every cell checks), and each of this process's children that holds a
+    cell's lock (a joblib worker) gets the signal, to stop at its next update, saved. Another
+    slice's workers and remote (SLURM) cells are left alone. A second SIGTERM ends the suite at
+    once, as before. Without this, the workers of a terminated suite would train on, orphaned."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    old = signal.getsignal(signal.SIGTERM)
 
     def forward(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGTERM, old)  # the next one ends the suite
         stop_file.touch()  # first: a cell locked after the scan below sees it
         for cell in cells:
             pid = lock_pid(lock_path(Path(cell.run_dir)))
-            if pid is not None and pid != os.getpid():
-                with contextlib.suppress(ProcessLookupError):
+            if pid is not None and pid != os.getpid() and _parent_pid(pid) == os.getpid():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.kill(pid, signum)
 
-    old = signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGTERM, forward)
     try:
         yield
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _parent_pid(pid: int) -> int | None:
+    """A process's parent (Linux's /proc); None where that cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[1])  # after "pid (comm)": state, ppid
 
 
 @contextlib.contextmanager
@@ -186,6 +204,7 @@ def launch(
     reset_stop()  # a new launch from this process (the in-process launcher's) starts afresh
     launch_dir = Path(launch_dir).resolve()
     launch_dir.mkdir(parents=True, exist_ok=True)
+    _stop_file(launch_dir).unlink(missing_ok=True)
     cells_file = launch_dir / "cells.json"
     cells_file.write_text(json.dumps([c.to_dict() for c in cells], indent=1))
     extra = list(overrides)
@@ -209,7 +228,7 @@ def launch(
     app = hydra.main(config_path=str(CONFIGS), config_name=_JOB_CONFIG, version_base="1.3")(_job)
     GlobalHydra.instance().clear()  # a previous launch in this process leaves it set
     try:
-        with _argv(argv), _sigterm_stops_the_cells(cells, launch_dir / STOP_FILE):
+        with _argv(argv), _sigterm_stops_the_cells(cells, _stop_file(launch_dir)):
             app()
     finally:
         GlobalHydra.instance().clear()

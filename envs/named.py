@@ -16,8 +16,9 @@ class NamedVectorEnv(VectorWrapper):
     Any exception from ``reset()``/``step()`` is re-raised as a ``RuntimeError`` that names
     the env, chained to the original. An observation with NaN or ±Inf in a float part raises a
     ``ValueError`` that names the env and the sub-envs: no policy can act on it, and it would
-    enter its row's recurrent state. The first ``reset()`` without a seed uses ``seed``, so a run
-    is reproducible even when the caller never passes one.
+    enter its row's recurrent state (``info``'s final observations are not checked: a NaN there
+    reaches only a bootstrap value, whose non-finite update is skipped). The first ``reset()``
+    without a seed uses ``seed``, so a run is reproducible even when the caller never passes one.
 
     Attributes:
         env_name: e.g. ``"popgym:RepeatPreviousEasy"``, ``"gym:CartPole-v1"``.

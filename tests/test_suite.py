@@ -366,7 +366,9 @@ def test_two_cell_suite_runs_through_joblib_and_resumes(tmp_path):
 def test_sigterm_to_the_suite_alone_stops_its_workers_and_starts_no_cell(tmp_path):
     # `kill <suite pid>`: the 2 joblib workers stop their cells, saved, and neither of the 2 other
     # cells starts (before, the suite died and its workers trained on, orphaned).
-    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]")
+    text = TINY_SUITE.replace("seeds: [0]", "seeds: [0, 1]").replace(
+        "torch_threads=1]", "torch_threads=1, checkpoint_every=1]"
+    )
     text = text.replace("total_steps: 32", "total_steps: 100000000")
     path = _write(tmp_path, text)
     run = tmp_path / "s"
@@ -400,10 +402,57 @@ def test_sigterm_to_the_suite_alone_stops_its_workers_and_starts_no_cell(tmp_pat
             assert 0 < steps < cell.total_steps
         else:
             assert not Path(cell.run_dir).exists()
-    deadline = time.monotonic() + 30
-    while any(Path(f"/proc/{pid}").exists() for pid in workers):  # the workers exit with the suite
-        assert time.monotonic() < deadline, f"workers {workers} still run"
-        time.sleep(0.2)
+
+
+def test_a_stop_file_keeps_a_cell_from_starting(tmp_path, monkeypatch):
+    monkeypatch.setattr(R, "_stopped_by", None)
+    cell = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")[0]
+    stop = tmp_path / S.STOP_FILE
+    stop.touch()
+    assert S.run_cell(cell, stop_file=stop) == {"status": "stopped", "cell": cell.to_dict(), "signal": 15}
+    assert not Path(cell.run_dir).exists() and not R.lock_path(Path(cell.run_dir)).exists()
+
+
+def test_a_signal_while_a_cell_is_held_is_recorded_not_fatal(monkeypatch):
+    monkeypatch.setattr(R, "_stopped_by", None)
+    before = signal.getsignal(signal.SIGTERM)
+    with R._signals_recorded():
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(0.1)  # Python runs the handler between bytecodes of the main thread
+    assert R._stopped_by == signal.SIGTERM and signal.getsignal(signal.SIGTERM) is before
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads parents from Linux's /proc")
+def test_sigterm_reaches_the_suites_own_lock_holders_only(tmp_path):
+    # One cell held by a child of this process (a worker), one by a grandchild (standing for
+    # another slice's worker): SIGTERM here signals the child alone, writes the stop file, and
+    # hands SIGTERM back to the previous handler for the next one.
+    cells = S.expand(S.load_suite(_write(tmp_path, TINY_SUITE)), tmp_path / "s")
+    sleep = [sys.executable, "-c", "import time; time.sleep(60)"]
+    child = subprocess.Popen(sleep)
+    parent_of_other = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess; print(subprocess.Popen({sleep!r}).pid, flush=True)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    other = int(parent_of_other.stdout.readline())
+    try:
+        for cell, pid in zip(cells, (child.pid, other), strict=True):
+            lock = R.lock_path(Path(cell.run_dir))
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            lock.write_text(f"{socket.gethostname()} {pid}")
+        stop = tmp_path / S.STOP_FILE
+        before = signal.getsignal(signal.SIGTERM)
+        with S._sigterm_stops_the_cells(cells, stop):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(0.1)
+            assert signal.getsignal(signal.SIGTERM) is before  # a second one: as without the suite
+        assert child.wait(timeout=10) == -signal.SIGTERM and stop.is_file()
+        assert Path(f"/proc/{other}").exists()  # not the suite's child: left alone
+    finally:
+        child.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(other, signal.SIGKILL)
+        parent_of_other.wait()
 
 
 def test_an_interrupted_rppo_cell_resumes_from_sb3s_zip(tmp_path):

@@ -60,21 +60,23 @@ def run_cell(cell: Cell, stop_file: Path | None = None) -> dict[str, Any]:
     """
     if _not_started(cell, stop_file):
         return _stopped(cell)
-    run_dir = Path(cell.run_dir)
-    lock = lock_path(run_dir)
-    holder = take_lock(lock)
-    if holder is not None:  # another suite process (an overlapping slice) is training this cell
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
-        return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
-    try:
-        with _signals_recorded():
+    # From the lock on, SIGINT/SIGTERM outside train() are recorded, not fatal: the suite
+    # signals the lock's holder, and a loky worker killed mid-cell would break the pool.
+    with _signals_recorded():
+        run_dir = Path(cell.run_dir)
+        lock = lock_path(run_dir)
+        holder = take_lock(lock)
+        if holder is not None:  # another suite process (an overlapping slice) is training this cell
+            print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed} skipped: {holder} runs it ({lock})")
+            return {"status": "busy", "cell": cell.to_dict(), "holder": holder}
+        try:
             # checked again under the lock: the suite signals the lock holders it finds after
             # writing the stop file, so a cell locked after that scan sees the file here
             if _not_started(cell, stop_file):
                 return _stopped(cell)
             return _run_locked(cell, run_dir)
-    finally:
-        lock.unlink(missing_ok=True)
+        finally:
+            lock.unlink(missing_ok=True)
 
 
 def _not_started(cell: Cell, stop_file: Path | None) -> bool:
@@ -87,13 +89,13 @@ def _not_started(cell: Cell, stop_file: Path | None) -> bool:
 
 
 def _stopped(cell: Cell) -> dict[str, Any]:
-    return {"status": "stopped", "cell": cell.to_dict(), "signal": _stopped_by or signal.SIGTERM}
+    return {"status": "stopped", "cell": cell.to_dict(), "signal": int(_stopped_by or signal.SIGTERM)}
 
 
 @contextlib.contextmanager
 def _signals_recorded() -> Iterator[None]:
-    """While this process holds a cell, SIGINT/SIGTERM outside training (train() takes them over
-    while it runs) are recorded, not fatal: a loky worker killed mid-cell would break the pool."""
+    """SIGINT/SIGTERM set ``_stopped_by`` instead of their default (train()'s own handler nests
+    inside, and restores this one)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -125,9 +127,9 @@ def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
             cfg.resume = str(checkpoint)
         elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
             shutil.rmtree(run_dir)
-        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
         if _stopped_by is not None:  # signalled while the cell was being set up
             return _stopped(cell)
+        print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
         start = time.time()
         summary = train(cfg, run_dir)
         wall = time.time() - start
