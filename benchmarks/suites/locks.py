@@ -24,11 +24,11 @@ def lock_holder(path: Path) -> str | None:
     """Who holds the lock file, without taking it: None when there is none or its process (on this
     host) is gone; a lock from another host counts as held."""
     try:
-        host, _, pid = path.read_text().partition(" ")
+        host, pid = _read(path)
         age = time.time() - path.stat().st_mtime
     except FileNotFoundError:
         return None
-    if not pid.strip():  # being taken this instant, or left empty by a process that died then
+    if not pid:  # being taken this instant, or left empty by a process that died then
         return f"a process taking {path} now" if age < EMPTY_LOCK_STALE_S else None
     if host != socket.gethostname() or _alive(int(pid)):
         return f"process {pid} on {host}"
@@ -38,12 +38,18 @@ def lock_holder(path: Path) -> str | None:
 def lock_pid(path: Path) -> int | None:
     """The pid of the live process of this host that holds the lock file; None if there is none."""
     try:
-        host, _, pid = path.read_text().partition(" ")
+        host, pid = _read(path)
     except FileNotFoundError:
         return None
-    if host != socket.gethostname() or not pid.strip().isdigit() or not _alive(int(pid)):
+    if host != socket.gethostname() or not pid.isdigit() or not _alive(int(pid)):
         return None
     return int(pid)
+
+
+def _read(path: Path) -> tuple[str, str]:
+    """A lock file's ``host pid`` (pid "" while it is being taken)."""
+    host, _, pid = path.read_text().partition(" ")
+    return host, pid.strip()
 
 
 def take_lock(path: Path) -> str | None:

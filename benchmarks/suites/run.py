@@ -9,12 +9,11 @@ import logging
 import math
 import shutil
 import signal
-import threading
 import time
 import traceback
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -23,6 +22,9 @@ from benchmarks.suites.config import CONFIGS
 from benchmarks.suites.evaluation import evaluate_run
 from benchmarks.suites.locks import lock_path, take_lock
 from report.archive import load_archive
+
+if TYPE_CHECKING:
+    from agents.runs import StopFlag
 
 __all__ = ["compose_cell", "config_drift", "keep_finished", "reset_stop", "run_cell"]
 
@@ -62,7 +64,7 @@ def run_cell(cell: Cell, stop_file: Path | None = None) -> dict[str, Any]:
         return _stopped(cell)
     # From the lock on, SIGINT/SIGTERM outside train() are recorded, not fatal: the suite
     # signals the lock's holder, and a loky worker killed mid-cell would break the pool.
-    with _signals_recorded():
+    with _signals_recorded() as flag:
         run_dir = Path(cell.run_dir)
         lock = lock_path(run_dir)
         holder = take_lock(lock)
@@ -74,7 +76,7 @@ def run_cell(cell: Cell, stop_file: Path | None = None) -> dict[str, Any]:
             # writing the stop file, so a cell locked after that scan sees the file here
             if _not_started(cell, stop_file):
                 return _stopped(cell)
-            return _run_locked(cell, run_dir)
+            return _run_locked(cell, run_dir, flag)
         finally:
             lock.unlink(missing_ok=True)
 
@@ -88,31 +90,27 @@ def _not_started(cell: Cell, stop_file: Path | None) -> bool:
     return True
 
 
-def _stopped(cell: Cell) -> dict[str, Any]:
-    return {"status": "stopped", "cell": cell.to_dict(), "signal": int(_stopped_by or signal.SIGTERM)}
+def _stopped(cell: Cell, signum: int | None = None) -> dict[str, Any]:
+    signum = signum or _stopped_by or signal.SIGTERM
+    return {"status": "stopped", "cell": cell.to_dict(), "signal": int(signum)}
 
 
 @contextlib.contextmanager
-def _signals_recorded() -> Iterator[None]:
-    """SIGINT/SIGTERM set ``_stopped_by`` instead of their default (train()'s own handler nests
-    inside, and restores this one)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
+def _signals_recorded() -> Iterator[StopFlag]:
+    """SIGINT/SIGTERM become a flag (train()'s own StopFlag nests inside and restores this one),
+    added to ``_stopped_by`` on the way out."""
+    global _stopped_by
+    from agents.runs import StopFlag
 
-    def record(signum: int, frame: Any) -> None:
-        global _stopped_by
-        _stopped_by = signum
-
-    old = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
+    flag = StopFlag()
     try:
-        yield
+        yield flag
     finally:
-        for s, handler in old.items():
-            signal.signal(s, handler)
+        flag.restore()
+        _stopped_by = _stopped_by or flag.signal
 
 
-def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
+def _run_locked(cell: Cell, run_dir: Path, flag: StopFlag) -> dict[str, Any]:
     global _stopped_by
     if cell_finished(cell):  # another slice finished it since this launch listed it
         return {"status": "done", "cell": cell.to_dict()}
@@ -127,8 +125,8 @@ def _run_locked(cell: Cell, run_dir: Path) -> dict[str, Any]:
             cfg.resume = str(checkpoint)
         elif run_dir.exists():  # a stale or foreign partial run: its events would mix with ours
             shutil.rmtree(run_dir)
-        if _stopped_by is not None:  # signalled while the cell was being set up
-            return _stopped(cell)
+        if flag.signal is not None:  # signalled while the cell was being set up
+            return _stopped(cell, flag.signal)
         print(f"suite cell {cell.task}/{cell.agent}/seed{cell.seed}{' (resumed)' if resumed else ''}")
         start = time.time()
         summary = train(cfg, run_dir)
