@@ -55,7 +55,7 @@ from agents.runs import (
     write_hparams,
 )
 from envs import make_vector_env
-from peers.recurrent_ppo_config import LinearSchedule, RecurrentPPOConfig
+from peers.recurrent_ppo_config import LinearSchedule, RecurrentPPOConfig, check_zoo_env
 from peers.sb3_policy import EXTRACTORS, choose_policy, small_images_as_vectors
 from peers.sb3_vec_env import SB3_MISSING, SB3VecEnv  # raises SB3_MISSING without the sb3 extra
 
@@ -253,6 +253,7 @@ def resume(model: RecurrentPPO, path: str | Path, device: torch.device, seed: in
 
 def train_recurrent_ppo(cfg: DictConfig, run_dir: Path | None, stop: StopSignal) -> dict[str, Any]:
     """The job for ``algo=rppo`` (``jobs.train`` calls it); returns the same summary as our learner's."""
+    check_zoo_env(cfg)
     OmegaConf.resolve(cfg)
     rcfg = RecurrentPPOConfig.from_config(cfg.algo)
     model_envs = rcfg.n_envs or cfg.num_envs

@@ -8,10 +8,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from omegaconf import DictConfig
+
 from agents.learner_config import LearnerConfig
 from peers.sb3_policy import POLICIES
 
-__all__ = ["SCHEDULES", "LinearSchedule", "RecurrentPPOConfig"]
+__all__ = ["SCHEDULES", "LinearSchedule", "RecurrentPPOConfig", "check_zoo_env"]
 
 SCHEDULES = ("constant", "linear")
 
@@ -121,3 +123,13 @@ class LinearSchedule:
 
 def _schedule(value: float, schedule: str) -> float | LinearSchedule:
     return LinearSchedule(value) if schedule == "linear" else value
+
+
+def check_zoo_env(cfg: DictConfig) -> None:
+    """``algo=rppo_zoo`` picks rl-zoo's preset by ``env.id``: an env the zoo does not tune gets an error
+    that names the ones it does (else OmegaConf's 'interpolation key not found')."""
+    if cfg.algo.get("preset") == "zoo" and cfg.env.get("id") not in cfg.get("zoo", {}):
+        raise ValueError(
+            f"algo=rppo_zoo has rl-zoo's tuned settings for env.id {', '.join(cfg.zoo)}; "
+            f"got {cfg.env.get('id')!r}. Use algo=rppo (sb3-contrib's defaults) for other envs"
+        )

@@ -22,6 +22,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from envs import make_vector_env
 from jobs import train
+from peers.recurrent_ppo_config import check_zoo_env
 from tests.test_train import SB3_TAGS as TAGS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -516,8 +517,9 @@ def test_zoo_keys_are_recurrent_ppos_or_its_policys() -> None:
 def test_zoo_preset_for_an_env_it_does_not_tune_fails() -> None:
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         cfg = compose("config", overrides=["env=novel", "env.id=CartPole-v1", "algo=rppo_zoo"])
-    with pytest.raises(Exception, match="CartPole-v1"):
-        OmegaConf.resolve(cfg)
+    names = r"env\.id CartPoleNoVel-v1, PendulumNoVel-v1, MountainCarContinuousNoVel-v0; got .CartPole-v1."
+    with pytest.raises(ValueError, match=names):
+        check_zoo_env(cfg)
 
 
 @needs_sb3
