@@ -545,3 +545,41 @@ def test_zoo_mountaincar_normalizes_and_resumes_its_statistics(tmp_path: Path) -
     model = make_model(cart, torch.device("cpu"))
     assert model.n_envs == 8 and isinstance(model.learning_rate, LinearSchedule)
     assert model.learning_rate(0.5) == pytest.approx(0.0005) and model.clip_range(0.25) == pytest.approx(0.05)
+
+
+@needs_sb3
+# CartPole: the zoo's linear schedules and many resets; Pendulum: gSDE and 4 time-limit truncations.
+@pytest.mark.parametrize(("env_id", "n_steps"), [("CartPoleNoVel-v1", 32), ("PendulumNoVel-v1", 64)])
+def test_the_peer_on_our_adapter_is_bit_identical_to_sb3_on_its_own_vec_env(
+    env_id: str, n_steps: int
+) -> None:
+    """Our env factory and SB3VecEnv change nothing RecurrentPPO sees: the same preset on SB3's own
+    pipeline (make_vec_env: DummyVecEnv, Monitor, the base env with our PositionsOnly) ends with
+    the same weights to the bit and the same episode returns."""
+    from sb3_contrib import RecurrentPPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from agents.runs import seed_and_threads
+    from envs.masked import POSITIONS, PositionsOnly
+    from peers.recurrent_ppo import RecurrentPPOConfig, make_model
+
+    cfg = zoo_algo(
+        env_id, "total_steps=1024", "core.hidden_size=16", f"algo.n_steps={n_steps}", "torch_threads=1"
+    )
+    seed_and_threads(cfg)
+    ours = make_model(cfg, torch.device("cpu"))
+    ours.learn(cfg.total_steps)
+    base_id, keep = POSITIONS[env_id]
+    seed_and_threads(cfg)
+    venv = make_vec_env(
+        base_id, n_envs=ours.n_envs, seed=cfg.seed, wrapper_class=PositionsOnly, wrapper_kwargs={"keep": keep}
+    )
+    kwargs = RecurrentPPOConfig.from_config(cfg.algo).model_kwargs()
+    theirs = RecurrentPPO("MlpLstmPolicy", venv, seed=cfg.seed, device="cpu", **kwargs)
+    theirs.learn(cfg.total_steps)
+    returns = [[ep["r"] for ep in model.ep_info_buffer] for model in (ours, theirs)]
+    assert len(returns[0]) >= ours.n_envs and returns[0] == pytest.approx(returns[1], abs=1e-4)
+    mine, other = ours.policy.state_dict(), theirs.policy.state_dict()
+    assert mine.keys() == other.keys()
+    for key in mine:
+        assert torch.equal(mine[key], other[key]), key
