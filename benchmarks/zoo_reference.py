@@ -129,7 +129,10 @@ def main() -> None:
     torch.set_num_threads(1)
     steps = args.steps or BUDGETS[args.env_id]
     print(header(f"rl-zoo's RecurrentPPO preset on SB3's make_vec_env, velocities zeroed, {steps:,} steps"))
-    rows = [run(args.env_id, seed, steps, args.episodes, args.eval_seed) for seed in args.seeds]
+    rows = []
+    for seed in args.seeds:  # a row as each seed ends: one takes minutes
+        rows.append(run(args.env_id, seed, steps, args.episodes, args.eval_seed))
+        print(f"seed {seed}: training {rows[-1][3]}, greedy {rows[-1][4]}", flush=True)
     cols = ["env", "seed", "steps", "training (last 100 ep.)", f"greedy ({args.episodes} ep.)", "steps/s"]
     print(format_table(cols, rows))
 
