@@ -112,7 +112,7 @@ def run(env_id: str, seed: int, steps: int, episodes: int, eval_seed: int) -> li
         f"{model.num_timesteps:,}",
         f"{training:.1f}",
         f"{greedy:.1f}",
-        f"{steps / seconds:.0f}",
+        f"{model.num_timesteps / seconds:.0f}",
     ]
 
 
