@@ -93,11 +93,10 @@ def greedy_return(model: RecurrentPPO, env_id: str, episodes: int, seed: int) ->
 
 def run(env_id: str, seed: int, steps: int, episodes: int, eval_seed: int) -> list[str]:
     rcfg = preset(env_id)
-    torch.manual_seed(seed)
-    np.random.seed(seed)
     env = zoo_envs(env_id, rcfg.n_envs, seed)
     if rcfg.normalize:  # the zoo's normalize: true
         env = VecNormalize(env, norm_obs=True, norm_reward=True, gamma=rcfg.gamma)
+    # seed= seeds torch and numpy before the policy is built
     model = RecurrentPPO("MlpLstmPolicy", env, seed=seed, device="cpu", **rcfg.model_kwargs())
     start = time.perf_counter()
     model.learn(steps)
