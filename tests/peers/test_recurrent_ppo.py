@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import signal
 import sys
+from collections.abc import Callable
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, ClassVar
@@ -547,35 +548,27 @@ def test_zoo_mountaincar_normalizes_and_resumes_its_statistics(tmp_path: Path) -
     assert model.learning_rate(0.5) == pytest.approx(0.0005) and model.clip_range(0.25) == pytest.approx(0.05)
 
 
-@needs_sb3
-# CartPole: the zoo's linear schedules and many resets; Pendulum: gSDE and 4 time-limit truncations.
-@pytest.mark.parametrize(("env_id", "n_steps"), [("CartPoleNoVel-v1", 32), ("PendulumNoVel-v1", 64)])
-def test_the_peer_on_our_adapter_is_bit_identical_to_sb3_on_its_own_vec_env(
-    env_id: str, n_steps: int
-) -> None:
-    """Our env factory and SB3VecEnv change nothing RecurrentPPO sees: the same preset on SB3's own
-    pipeline (make_vec_env: DummyVecEnv, Monitor, the base env with our PositionsOnly) ends with
-    the same weights to the bit and the same episode returns."""
+def assert_same_training(cfg: DictConfig, sb3_venv: Callable[[int], Any]) -> None:
+    """The peer trained by ``make_model`` (our env factory and SB3VecEnv) and RecurrentPPO on
+    ``sb3_venv(n_envs)``, SB3's own pipeline, end with the same weights to the bit and the same
+    episode returns (SB3's Monitor rounds them to 6 decimals). Both use our int-width features
+    extractor, which plain SB3 needs for a MultiDiscrete observation (it is SB3's otherwise)."""
     from sb3_contrib import RecurrentPPO
-    from stable_baselines3.common.env_util import make_vec_env
 
     from agents.runs import seed_and_threads
-    from envs.masked import POSITIONS, PositionsOnly
     from peers.recurrent_ppo import RecurrentPPOConfig, make_model
+    from peers.sb3_policy import EXTRACTORS, choose_policy
 
-    cfg = zoo_algo(
-        env_id, "total_steps=1024", "core.hidden_size=16", f"algo.n_steps={n_steps}", "torch_threads=1"
-    )
     seed_and_threads(cfg)
     ours = make_model(cfg, torch.device("cpu"))
     ours.learn(cfg.total_steps)
-    base_id, keep = POSITIONS[env_id]
     seed_and_threads(cfg)
-    venv = make_vec_env(
-        base_id, n_envs=ours.n_envs, seed=cfg.seed, wrapper_class=PositionsOnly, wrapper_kwargs={"keep": keep}
-    )
-    kwargs = RecurrentPPOConfig.from_config(cfg.algo).model_kwargs()
-    theirs = RecurrentPPO("MlpLstmPolicy", venv, seed=cfg.seed, device="cpu", **kwargs)
+    venv = sb3_venv(ours.n_envs)
+    rcfg = RecurrentPPOConfig.from_config(cfg.algo)
+    policy = choose_policy(venv.observation_space, rcfg.policy)
+    kwargs = rcfg.model_kwargs()
+    kwargs["policy_kwargs"]["features_extractor_class"] = EXTRACTORS[policy]
+    theirs = RecurrentPPO(policy, venv, seed=cfg.seed, device="cpu", **kwargs)
     theirs.learn(cfg.total_steps)
     returns = [[ep["r"] for ep in model.ep_info_buffer] for model in (ours, theirs)]
     assert len(returns[0]) >= ours.n_envs and returns[0] == pytest.approx(returns[1], abs=1e-4)
@@ -583,6 +576,47 @@ def test_the_peer_on_our_adapter_is_bit_identical_to_sb3_on_its_own_vec_env(
     assert mine.keys() == other.keys()
     for key in mine:
         assert torch.equal(mine[key], other[key]), key
+
+
+@needs_sb3
+# CartPole: the zoo's linear schedules and many resets; Pendulum: gSDE and 4 time-limit truncations.
+@pytest.mark.parametrize(("env_id", "n_steps"), [("CartPoleNoVel-v1", 32), ("PendulumNoVel-v1", 64)])
+def test_the_peer_on_our_adapter_is_bit_identical_to_sb3_on_its_own_vec_env(
+    env_id: str, n_steps: int
+) -> None:
+    """Our env factory and SB3VecEnv change nothing RecurrentPPO sees: the zoo's preset on SB3's
+    own make_vec_env (DummyVecEnv, Monitor, the base env with our PositionsOnly) trains the same."""
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from envs.masked import POSITIONS, PositionsOnly
+
+    cfg = zoo_algo(
+        env_id, "total_steps=1024", "core.hidden_size=16", f"algo.n_steps={n_steps}", "torch_threads=1"
+    )
+    base_id, keep = POSITIONS[env_id]
+    assert_same_training(
+        cfg,
+        lambda n_envs: make_vec_env(
+            base_id, n_envs=n_envs, seed=cfg.seed, wrapper_class=PositionsOnly, wrapper_kwargs={"keep": keep}
+        ),
+    )
+
+
+@needs_sb3
+@pytest.mark.popgym
+# RepeatPrevious: a Discrete observation; CountRecall: a MultiDiscrete one (SB3 one-hot encodes both).
+@pytest.mark.parametrize("task", ["RepeatPrevious", "CountRecall"])
+def test_the_peer_at_its_defaults_on_popgym_is_bit_identical_to_sb3_on_gymnasium_make(task: str) -> None:
+    """The popgym suite's peer (sb3-contrib's defaults) trains as an SB3 user's would, on
+    ``make_vec_env("popgym-<task>Easy-v0")``: our factory passes these spaces through untouched."""
+    pytest.importorskip("popgym")
+    from stable_baselines3.common.env_util import make_vec_env
+
+    cfg = rppo_cfg(total_steps=512)
+    cfg.env = OmegaConf.create({"name": "popgym", "id": task, "difficulty": "Easy"})
+    assert_same_training(
+        cfg, lambda n_envs: make_vec_env(f"popgym-{task}Easy-v0", n_envs=n_envs, seed=cfg.seed)
+    )
 
 
 @needs_sb3
