@@ -80,7 +80,10 @@ def evaluation_runner(
         if saved is not None:
             saved = {"": saved}  # the streaming learner keeps one set, for a flat float Box
     else:
-        agent = ActorCritic.from_config(cfg.core, cfg.policy, obs_space, action_space)
+        # .get: configs saved before the key have none
+        agent = ActorCritic.from_config(
+            cfg.core, cfg.policy, obs_space, action_space, log_std_min=cfg.algo.get("log_std_min")
+        )
     agent = agent.to(device)
     agent.load_state_dict(payload["agent"])
     agent.eval()

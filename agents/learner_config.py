@@ -3,6 +3,7 @@ peer can tell our keys from its own without importing our training loop."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 __all__ = ["LearnerConfig"]
@@ -39,6 +40,8 @@ class LearnerConfig:
     # Box parts); refused for a space with none
     normalize_reward: bool = False  # GAE's rewards / running std of the discounted return; the
     # logged episode returns and the core's prev_reward input stay raw
+    log_std_min: float | None = None  # Box actions: the policy's σ is exp(max(log_std, this)); None: no
+    # floor (built into the network, agents/policy.py, not used by the update itself)
 
     def __post_init__(self) -> None:
         if self.update not in ("a2c", "ppo"):
@@ -47,6 +50,8 @@ class LearnerConfig:
             raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {self.optimizer!r}")
         if self.rollout_len < 1:
             raise ValueError(f"rollout_len must be >= 1, got {self.rollout_len}")
+        if self.log_std_min is not None and not math.isfinite(self.log_std_min):
+            raise ValueError(f"log_std_min must be a finite number or None, got {self.log_std_min}")
         for key in ("lr_final", "ent_coef_final"):
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 or None, got {getattr(self, key)}")

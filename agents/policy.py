@@ -58,6 +58,8 @@ class ActorCritic(nn.Module):
         hidden_size: N.
         encoder: "auto", "nature" or "impala" (images); ``mlp_hidden`` for vector observations.
         prev_action, prev_reward, start_flag: which extra inputs the core receives.
+        log_std_min: Box actions only: the Gaussian's σ is exp(max(log_std, log_std_min)); None:
+            unbounded. A floor keeps a collapsing σ from making one PPO step move the policy far.
     """
 
     def __init__(
@@ -72,8 +74,10 @@ class ActorCritic(nn.Module):
         prev_action: bool = True,
         prev_reward: bool = True,
         start_flag: bool = True,
+        log_std_min: float | None = None,
     ) -> None:
         super().__init__()
+        self.log_std_min = log_std_min
         self.action_space = action_space
         self.use_prev_action, self.use_prev_reward, self.use_start = prev_action, prev_reward, start_flag
         self.encoder = make_encoder(obs_space, encoder, mlp_hidden)
@@ -115,8 +119,9 @@ class ActorCritic(nn.Module):
         policy: Mapping[str, Any],
         obs_space: spaces.Space,
         action_space: spaces.Space,
+        log_std_min: float | None = None,
     ) -> ActorCritic:
-        """Build from the Hydra ``core`` and ``policy`` groups."""
+        """Build from the Hydra ``core`` and ``policy`` groups (and the learner's ``algo.log_std_min``)."""
         return cls(
             obs_space,
             action_space,
@@ -128,6 +133,7 @@ class ActorCritic(nn.Module):
             prev_action=policy["prev_action"],
             prev_reward=policy["prev_reward"],
             start_flag=policy["start_flag"],
+            log_std_min=log_std_min,
         )
 
     def action_encoding(self, action: Tensor) -> Tensor:
@@ -159,9 +165,8 @@ class ActorCritic(nn.Module):
         out = self.head_norm(out)
         logits, value = self.actor(out), self.critic(out).squeeze(-1)
         if not self.nvec:
-            return Independent(
-                Normal(logits, self.log_std.exp().expand_as(logits), validate_args=False), 1
-            ), value
+            log_std = self.log_std if self.log_std_min is None else self.log_std.clamp(min=self.log_std_min)
+            return Independent(Normal(logits, log_std.exp().expand_as(logits), validate_args=False), 1), value
         if len(self.nvec) == 1 and isinstance(self.action_space, spaces.Discrete):
             return Categorical(logits=logits, validate_args=False), value
         return MultiCategorical(logits, self.nvec), value

@@ -50,7 +50,11 @@ def build(
     if cfg.algo.name == "stream":
         return StreamLearner.from_config(cfg, envs, device)
     agent = ActorCritic.from_config(
-        cfg.core, cfg.policy, envs.single_observation_space, envs.single_action_space
+        cfg.core,
+        cfg.policy,
+        envs.single_observation_space,
+        envs.single_action_space,
+        log_std_min=cfg.algo.get("log_std_min"),
     ).to(device)
     rule = make_rule(cfg.algo.name, agent.core)
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
