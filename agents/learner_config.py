@@ -40,7 +40,7 @@ class LearnerConfig:
     # Box parts); refused for a space with none
     normalize_reward: bool = False  # GAE's rewards / running std of the discounted return; the
     # logged episode returns and the core's prev_reward input stay raw
-    log_std_min: float | None = None  # Box actions: the policy's σ is exp(max(log_std, this)); None: no
+    log_std_min: float | None = -3.0  # Box actions: the policy's σ is exp(max(log_std, this)); None: no
     # floor (built into the network, agents/policy.py, not used by the update itself)
 
     def __post_init__(self) -> None:

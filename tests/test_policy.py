@@ -34,7 +34,7 @@ def test_without_a_floor_sigma_is_unbounded() -> None:
     torch.testing.assert_close(agent.log_std.grad, torch.tensor([1.0, 1.0], dtype=torch.float64))
 
 
-@pytest.mark.parametrize(("overrides", "floor"), [([], None), (["algo.log_std_min=-3"], -3.0)])
+@pytest.mark.parametrize(("overrides", "floor"), [([], -3.0), (["algo.log_std_min=null"], None)])
 def test_the_learner_key_reaches_the_agent_that_trains_and_the_one_that_evaluates(overrides, floor) -> None:
     from agents.evaluate import evaluation_runner
     from agents.training import build
