@@ -1,6 +1,6 @@
 """How often a run's PPO updates moved the policy far: per run directory, the updates whose
 ``train/approx_kl`` exceeds a threshold, the largest approx_kl and pre-clip gradient norm, the
-lowest policy entropy, and the final return (mean of the last 10% of ``rollout/ep_rew_mean``).
+lowest policy entropy, and the final return (as the reports compute it, report/records.py).
 
 The clipped objective bounds a step only where the ratio stays near 1; once a Gaussian policy's σ
 has collapsed, one Adam step can move its mean by many σ, and approx_kl shows it (issue 19's
@@ -17,32 +17,27 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from benchmarks.common import format_table
-from report.runs import agent_label, env_label, find_run_dirs
+from report.runs import find_run_dirs, load_run
 
-TAGS = ("rollout/ep_rew_mean", "train/approx_kl", "train/grad_norm", "train/entropy")
+TAGS = ("train/approx_kl", "train/grad_norm", "train/entropy")
 
 
 def spikes(path: Path, threshold: float) -> dict[str, Any] | None:
-    """The row of one run directory; None if it logged no update."""
+    """The update statistics of one run directory; None if it logged no update."""
     from tensorboard.backend.event_processing import event_accumulator as ea
 
     acc = ea.EventAccumulator(str(path), size_guidance={ea.SCALARS: 0})  # 0: keep every point
     acc.Reload()
     if any(tag not in acc.Tags()["scalars"] for tag in TAGS):
         return None
-    series = {tag: [p.value for p in sorted(acc.Scalars(tag), key=lambda p: p.step)] for tag in TAGS}
-    returns, kl = series["rollout/ep_rew_mean"], series["train/approx_kl"]
-    last = returns[-max(1, len(returns) // 10) :]
+    kl, grad_norm, entropy = ([p.value for p in acc.Scalars(tag)] for tag in TAGS)
     return {
-        "final": sum(last) / len(last),
         "spikes": sum(v > threshold for v in kl),
         "updates": len(kl),
         "max_kl": max(kl),
-        "max_grad_norm": max(series["train/grad_norm"]),
-        "min_entropy": min(series["train/entropy"]),
+        "max_grad_norm": max(grad_norm),
+        "min_entropy": min(entropy),
     }
 
 
@@ -57,19 +52,17 @@ def main() -> None:
     rows = []
     for path in find_run_dirs(args.dirs):
         row = spikes(path, args.threshold)
-        config_file = path / "config.yaml"
-        if row is None or not config_file.is_file():
+        run = load_run(path, agent_keys=args.agent_keys)  # labels and final return as the reports'
+        if row is None or run is None:
             continue
-        config = yaml.safe_load(config_file.read_text())
-        env = env_label(config["env"], config.get("policy")) or str(config["env"].get("name"))
         cells = (
-            f"{row['final']:.3f}",
+            f"{run.final:.3f}",
             f"{row['spikes']} / {row['updates']}",
             f"{row['max_kl']:.3g}",
             f"{row['max_grad_norm']:.3g}",
             f"{row['min_entropy']:.2f}",
         )
-        rows.append((env, agent_label(config, args.agent_keys), str(config.get("seed")), *cells))
+        rows.append((run.env, run.agent, str(run.seed), *cells))
     rows.sort(key=lambda r: r[:3])
     kl = f"updates kl>{args.threshold:g}"
     cols = ["env", "agent", "seed", "final", kl, "max kl", "max grad norm", "min entropy"]
