@@ -251,7 +251,7 @@ class Learner:
             ro.rewards, ro.values, ro.next_value, ro.terminated, ro.ended, cfg.gamma, cfg.gae_lambda
         )
         for group in self.optimizer.param_groups:
-            group["lr"] = self.scheduled(cfg.lr, cfg.lr_final)
+            group["lr"] = self.learning_rate()
         ppo = cfg.update == "ppo"
         epochs = cfg.num_epochs if ppo else 1
         groups = min(cfg.num_minibatches, self.num_envs) if ppo else 1
@@ -298,6 +298,16 @@ class Learner:
         out["ent_coef"] = self.scheduled(cfg.ent_coef, cfg.ent_coef_final)
         out["skipped_updates"] = float(self.skipped_updates)
         return out
+
+    def learning_rate(self) -> float:
+        """The step size now: ``cfg.lr``; or linear to ``cfg.lr_final`` over ``total_steps``; or,
+        with ``cfg.lr_decay_after`` = W, lr_t = lr * min(1, W / t) at env step t: held for W
+        steps, then inverse-time (Robbins-Monro: sum lr_t diverges, sum lr_t^2 converges), so that a
+        noisy gradient estimate settles instead of wandering off what it learned."""
+        cfg = self.cfg
+        if cfg.lr_decay_after is None:
+            return self.scheduled(cfg.lr, cfg.lr_final)
+        return cfg.lr * min(1.0, cfg.lr_decay_after / max(self.global_step, 1))
 
     def scheduled(self, start: float, final: float | None) -> float:
         """A hyperparameter now: ``start``, or linear from it to ``final`` over ``total_steps``
