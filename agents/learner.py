@@ -300,14 +300,23 @@ class Learner:
         return out
 
     def learning_rate(self) -> float:
-        """The step size now: ``cfg.lr``; or linear to ``cfg.lr_final`` over ``total_steps``; or,
-        with ``cfg.lr_decay_after`` = W, lr_t = lr * min(1, W / t) at env step t: held for W
-        steps, then inverse-time (Robbins-Monro: sum lr_t diverges, sum lr_t^2 converges), so that a
-        noisy gradient estimate settles instead of wandering off what it learned."""
-        cfg = self.cfg
-        if cfg.lr_decay_after is None:
+        """The step size at env step t: ``cfg.lr``, or a decay of it.
+
+        - ``lr_final`` alone: linear from lr at t = 0 to lr_final at ``total_steps`` (T).
+        - ``lr_decay_after`` = W with ``lr_final``: lr held until W, then linear to lr_final at T:
+          lr_t = lr + (lr_final - lr) * clip((t - W) / (T - W), 0, 1); a run of T <= W keeps lr.
+        - ``lr_decay_after`` = W alone: lr_t = lr * min(1, W / t), inverse time after W (needs no
+          T; sum lr_t diverges while sum lr_t^2 converges, the Robbins-Monro conditions).
+        """
+        cfg, t, w = self.cfg, self.global_step, self.cfg.lr_decay_after
+        if w is None:
             return self.scheduled(cfg.lr, cfg.lr_final)
-        return cfg.lr * min(1.0, cfg.lr_decay_after / max(self.global_step, 1))
+        if cfg.lr_final is None:
+            return cfg.lr * min(1.0, w / max(t, 1))
+        if self.total_steps <= w:  # also past T: a run's last rollout may end beyond it
+            return cfg.lr
+        done = min(1.0, max(0.0, (t - w) / (self.total_steps - w)))
+        return cfg.lr + (cfg.lr_final - cfg.lr) * done
 
     def scheduled(self, start: float, final: float | None) -> float:
         """A hyperparameter now: ``start``, or linear from it to ``final`` over ``total_steps``

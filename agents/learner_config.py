@@ -20,8 +20,8 @@ class LearnerConfig:
     gae_lambda: float = 0.95
     lr: float = 1e-3
     lr_final: float | None = None  # None: constant; else linear from lr to this at total_steps
-    lr_decay_after: int | None = None  # None: no decay; else lr held for this many env steps, then
-    # lr * lr_decay_after / t (inverse-time decay; needs no budget)
+    lr_decay_after: int | None = None  # None: lr_final's schedule from step 0; else lr held for this
+    # many env steps, then linear to lr_final at total_steps, or (lr_final None) lr * this / t
     optimizer: str = "adam"  # "adam" or "rmsprop" (IMPALA)
     num_epochs: int = 4  # PPO epochs over each rollout
     num_minibatches: int = 4  # PPO minibatches, each a set of whole environments
@@ -57,8 +57,5 @@ class LearnerConfig:
         for key in ("lr_final", "ent_coef_final"):
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 or None, got {getattr(self, key)}")
-        if self.lr_decay_after is not None:
-            if self.lr_decay_after < 1:
-                raise ValueError(f"lr_decay_after must be >= 1 or None, got {self.lr_decay_after}")
-            if self.lr_final is not None:
-                raise ValueError("lr_final and lr_decay_after are two lr schedules: set one of them")
+        if self.lr_decay_after is not None and self.lr_decay_after < 1:
+            raise ValueError(f"lr_decay_after must be >= 1 or None, got {self.lr_decay_after}")

@@ -435,10 +435,17 @@ def test_learning_rate_is_held_then_decays_inversely_with_the_env_steps():
     seen = [learner.update(learner.collect())["learning_rate"] for _ in range(4)]
     assert seen == pytest.approx([1e-3, 1e-3, 1e-3 * 36 / 54, 1e-3 * 36 / 72])
     assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 2)
-    with pytest.raises(ValueError, match="two lr schedules"):
-        LearnerConfig(lr_final=0.0, lr_decay_after=36)
     with pytest.raises(ValueError, match="lr_decay_after must be >= 1"):
         LearnerConfig(lr_decay_after=0)
+
+
+def test_learning_rate_is_held_then_goes_linearly_to_its_final_value_at_the_budget():
+    # W = 36 of a budget of 90: held through 36 steps, then linear to lr_final at 90, then held
+    learner = make_learner(total_steps=90, lr=1e-3, lr_final=1e-4, lr_decay_after=36)
+    seen = [learner.update(learner.collect())["learning_rate"] for _ in range(6)]
+    assert seen == pytest.approx([1e-3, 1e-3, 1e-3 - 9e-4 / 3, 1e-3 - 9e-4 * 2 / 3, 1e-4, 1e-4])
+    short = make_learner(total_steps=36, lr=1e-3, lr_final=0.0, lr_decay_after=36)  # T <= W
+    assert [short.update(short.collect())["learning_rate"] for _ in range(3)] == [1e-3] * 3
 
 
 def test_decayed_learning_rate_takes_the_step_of_that_constant_rate():
