@@ -58,7 +58,8 @@ class Learner:
         cfg: the update's hyperparameters.
         device: where the network lives.
         total_steps: this learner's budget of env steps (summed over its envs), which the
-            schedules of ``cfg.lr_final`` and ``cfg.ent_coef_final`` run over; required for them.
+            schedules of ``cfg.lr_final``, ``cfg.lr_decay_after`` and ``cfg.ent_coef_final`` run
+            over; required for them.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class Learner:
     ) -> None:
         if rule.core is not agent.core:
             raise ValueError("the rule must wrap the agent's own core")
-        for key in ("lr_final", "ent_coef_final"):
+        for key in ("lr_final", "lr_decay_after", "ent_coef_final"):
             if getattr(cfg, key) is not None and not total_steps:
                 raise ValueError(f"{key} needs the learner's total_steps to schedule over")
         self.agent, self.rule, self.envs, self.cfg, self.device = agent, rule, envs, cfg, device
@@ -300,23 +301,20 @@ class Learner:
         return out
 
     def learning_rate(self) -> float:
-        """The step size at env step t: ``cfg.lr``, or a decay of it.
+        """The step size at env step t: ``cfg.lr``, or a decay of it over the run's budget T.
 
-        - ``lr_final`` alone: linear from lr at t = 0 to lr_final at ``total_steps`` (T).
-        - ``lr_decay_after`` = W with ``lr_final``: lr held until W, then linear to lr_final at T:
+        - ``lr_final`` alone: linear from lr at t = 0 to lr_final at T.
+        - ``lr_decay_after`` = W: held until W, then linear to lr_final (0 if None) at T:
           lr_t = lr + (lr_final - lr) * clip((t - W) / (T - W), 0, 1); a run of T <= W keeps lr.
-        - ``lr_decay_after`` = W alone: lr_t = lr * min(1, W / t), inverse time after W (needs no
-          T; sum lr_t diverges while sum lr_t^2 converges, the Robbins-Monro conditions).
         """
-        cfg, t, w = self.cfg, self.global_step, self.cfg.lr_decay_after
+        cfg, w = self.cfg, self.cfg.lr_decay_after
         if w is None:
             return self.scheduled(cfg.lr, cfg.lr_final)
-        if cfg.lr_final is None:
-            return cfg.lr * min(1.0, w / max(t, 1))
         if self.total_steps <= w:  # also past T: a run's last rollout may end beyond it
             return cfg.lr
-        done = min(1.0, max(0.0, (t - w) / (self.total_steps - w)))
-        return cfg.lr + (cfg.lr_final - cfg.lr) * done
+        final = 0.0 if cfg.lr_final is None else cfg.lr_final
+        done = min(1.0, max(0.0, (self.global_step - w) / (self.total_steps - w)))
+        return cfg.lr + (final - cfg.lr) * done
 
     def scheduled(self, start: float, final: float | None) -> float:
         """A hyperparameter now: ``start``, or linear from it to ``final`` over ``total_steps``

@@ -20,8 +20,8 @@ class LearnerConfig:
     gae_lambda: float = 0.95
     lr: float = 1e-3
     lr_final: float | None = None  # None: constant; else linear from lr to this at total_steps
-    lr_decay_after: int | None = None  # None: lr_final's schedule from step 0; else lr held for this
-    # many env steps, then linear to lr_final at total_steps, or (lr_final None) lr * this / t
+    lr_decay_after: int | None = None  # None: lr_final's schedule starts at step 0; else lr is held
+    # for this many env steps, then linear to lr_final (0 if None) at total_steps
     optimizer: str = "adam"  # "adam" or "rmsprop" (IMPALA)
     num_epochs: int = 4  # PPO epochs over each rollout
     num_minibatches: int = 4  # PPO minibatches, each a set of whole environments

@@ -8,6 +8,7 @@ runs) calls it for every algo but the peer's. Under torchrun every rank calls it
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ def build(
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
     # this rank's share of the budget: every rank steps its envs in lockstep
     local_steps = max(1, cfg.total_steps * envs.num_envs // cfg.num_envs)
+    if learner_cfg.lr_decay_after is not None:  # counted in all ranks' env steps, as the budget
+        share = max(1, learner_cfg.lr_decay_after * envs.num_envs // cfg.num_envs)
+        learner_cfg = dataclasses.replace(learner_cfg, lr_decay_after=share)
     learner = Learner(agent, rule, envs, learner_cfg, device, total_steps=local_steps)
     ranks.attach(learner)
     return learner

@@ -429,16 +429,6 @@ def test_learning_rate_goes_linearly_to_its_final_value_over_the_budget():
         make_learner(lr_final=0.0)
 
 
-def test_learning_rate_is_held_then_decays_inversely_with_the_env_steps():
-    # 18 env steps per rollout; W = 36: held through 36 steps, then lr * 36 / t
-    learner = make_learner(lr=1e-3, lr_decay_after=36)  # no budget needed
-    seen = [learner.update(learner.collect())["learning_rate"] for _ in range(4)]
-    assert seen == pytest.approx([1e-3, 1e-3, 1e-3 * 36 / 54, 1e-3 * 36 / 72])
-    assert learner.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3 / 2)
-    with pytest.raises(ValueError, match="lr_decay_after must be >= 1"):
-        LearnerConfig(lr_decay_after=0)
-
-
 def test_learning_rate_is_held_then_goes_linearly_to_its_final_value_at_the_budget():
     # W = 36 of a budget of 90: held through 36 steps, then linear to lr_final at 90, then held
     learner = make_learner(total_steps=90, lr=1e-3, lr_final=1e-4, lr_decay_after=36)
@@ -446,19 +436,27 @@ def test_learning_rate_is_held_then_goes_linearly_to_its_final_value_at_the_budg
     assert seen == pytest.approx([1e-3, 1e-3, 1e-3 - 9e-4 / 3, 1e-3 - 9e-4 * 2 / 3, 1e-4, 1e-4])
     short = make_learner(total_steps=36, lr=1e-3, lr_final=0.0, lr_decay_after=36)  # T <= W
     assert [short.update(short.collect())["learning_rate"] for _ in range(3)] == [1e-3] * 3
+    to_zero = make_learner(total_steps=72, lr=1e-3, lr_decay_after=36)  # lr_final None: to 0
+    assert [to_zero.update(to_zero.collect())["learning_rate"] for _ in range(4)] == pytest.approx(
+        [1e-3, 1e-3, 5e-4, 0.0]
+    )
+    with pytest.raises(ValueError, match="lr_decay_after needs the learner's total_steps"):
+        make_learner(lr_decay_after=36)
+    with pytest.raises(ValueError, match="lr_decay_after must be >= 1"):
+        LearnerConfig(lr_decay_after=0)
 
 
 def test_decayed_learning_rate_takes_the_step_of_that_constant_rate():
-    decayed = make_learner(lr=1e-3, lr_decay_after=9)
+    decayed = make_learner(total_steps=27, lr=1e-3, lr_decay_after=9)
     constant = make_learner(lr=5e-4)
-    ro = decayed.collect()  # 18 steps: lr * 9 / 18
+    ro = decayed.collect()  # 18 steps: halfway from W = 9 to T = 27, lr / 2
     constant.global_step = decayed.global_step
     for learner in (decayed, constant):
         learner.update(ro)
     after, want = params_of(decayed), params_of(constant)
     for k in want:
         torch.testing.assert_close(after[k], want[k], rtol=1e-12, atol=1e-14, msg=k)
-    held = make_learner(lr=1e-3, lr_decay_after=18)
+    held = make_learner(total_steps=27, lr=1e-3, lr_decay_after=18)
     held.update(ro)
     assert any(not torch.equal(params_of(held)[k], want[k]) for k in want)  # the test can fail
 
