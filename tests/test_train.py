@@ -115,6 +115,14 @@ def test_each_algo_picks_its_core_and_the_cli_core_wins(overrides, algo, core):
     assert {"rollout_len", "update", "lr", "gamma"} <= set(cfg.algo)
 
 
+def test_kfrtrl_holds_its_lr_for_100k_steps_then_decays_to_0_and_the_others_keep_it():
+    # configs/algo/kfrtrl.yaml says why; a run of <= 100k steps keeps a constant lr (test_learner)
+    kf = make_cfg("algo=kfrtrl").algo
+    assert (kf.lr_decay_after, kf.lr_final) == (100_000, None)
+    for algo in ("rtrl", "tbptt", "uoro"):
+        assert make_cfg(f"algo={algo}").algo.lr_decay_after is None, algo
+
+
 @pytest.mark.parametrize(
     "env", sorted(p.stem for p in (Path(__file__).parents[1] / "configs" / "env").glob("*.yaml"))
 )
