@@ -446,34 +446,35 @@ def test_learning_rate_is_held_then_goes_linearly_to_its_final_value_at_the_budg
         LearnerConfig(lr_decay_after=0)
 
 
-def test_decayed_learning_rate_takes_the_step_of_that_constant_rate():
-    decayed = make_learner(total_steps=27, lr=1e-3, lr_decay_after=9)
-    constant = make_learner(lr=5e-4)
-    ro = decayed.collect()  # 18 steps: halfway from W = 9 to T = 27, lr / 2
-    constant.global_step = decayed.global_step
-    for learner in (decayed, constant):
-        learner.update(ro)
-    after, want = params_of(decayed), params_of(constant)
-    for k in want:
-        torch.testing.assert_close(after[k], want[k], rtol=1e-12, atol=1e-14, msg=k)
-    held = make_learner(total_steps=27, lr=1e-3, lr_decay_after=18)
-    held.update(ro)
-    assert any(not torch.equal(params_of(held)[k], want[k]) for k in want)  # the test can fail
-
-
-def test_scheduled_entropy_takes_the_step_of_that_constant_coefficient():
-    scheduled = make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01)
-    constant = make_learner(ent_coef=0.03)
-    ro = scheduled.collect()  # 18 of 36 steps: the schedule is at 0.03
+def assert_same_step_as_constant(scheduled: Learner, constant: Learner, other: Learner) -> None:
+    """One update of ``scheduled`` on its first rollout equals ``constant``'s on the same rollout
+    (float64-tight), and ``other``'s (another value) differs: the comparison can fail."""
+    ro = scheduled.collect()
     constant.global_step = scheduled.global_step
-    for learner in (scheduled, constant):
+    for learner in (scheduled, constant, other):
         learner.update(ro)
     after, want = params_of(scheduled), params_of(constant)
     for k in want:
         torch.testing.assert_close(after[k], want[k], rtol=1e-12, atol=1e-14, msg=k)
-    changed = make_learner(ent_coef=0.05)
-    changed.update(ro)
-    assert any(not torch.equal(params_of(changed)[k], want[k]) for k in want)  # the test can fail
+    assert any(not torch.equal(params_of(other)[k], want[k]) for k in want)
+
+
+def test_decayed_learning_rate_takes_the_step_of_that_constant_rate():
+    # 18 steps: halfway from W = 9 to T = 27, lr / 2; held until 18, the other keeps lr
+    assert_same_step_as_constant(
+        make_learner(total_steps=27, lr=1e-3, lr_decay_after=9),
+        make_learner(lr=5e-4),
+        make_learner(total_steps=27, lr=1e-3, lr_decay_after=18),
+    )
+
+
+def test_scheduled_entropy_takes_the_step_of_that_constant_coefficient():
+    # 18 of 36 steps: the schedule is at 0.03
+    assert_same_step_as_constant(
+        make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01),
+        make_learner(ent_coef=0.03),
+        make_learner(ent_coef=0.05),
+    )
 
 
 # --- dtypes and devices -----------------------------------------------------------------------
