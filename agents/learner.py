@@ -58,8 +58,8 @@ class Learner:
         cfg: the update's hyperparameters.
         device: where the network lives.
         total_steps: this learner's budget of env steps (summed over its envs), which the
-            schedules of ``cfg.lr_final``, ``cfg.lr_decay_after`` and ``cfg.ent_coef_final`` run
-            over; required for them.
+            schedules of ``cfg.lr_final``, ``cfg.ent_coef_final`` and their ``*_decay_after``
+            run over; required for them.
     """
 
     def __init__(
@@ -73,7 +73,7 @@ class Learner:
     ) -> None:
         if rule.core is not agent.core:
             raise ValueError("the rule must wrap the agent's own core")
-        for key in ("lr_final", "lr_decay_after", "ent_coef_final"):
+        for key in ("lr_final", "lr_decay_after", "ent_coef_final", "ent_decay_after"):
             if getattr(cfg, key) is not None and not total_steps:
                 raise ValueError(f"{key} needs the learner's total_steps to schedule over")
         self.agent, self.rule, self.envs, self.cfg, self.device = agent, rule, envs, cfg, device
@@ -296,25 +296,32 @@ class Learner:
         out = {k: float(torch.stack(v).float().mean()) for k, v in stats.items()}  # one sync each
         out["explained_variance"] = explained_variance(ro.values, returns, ro.valid)
         out["learning_rate"] = self.optimizer.param_groups[0]["lr"]
-        out["ent_coef"] = self.scheduled(cfg.ent_coef, cfg.ent_coef_final)
+        out["ent_coef"] = self.entropy_coef()
         out["skipped_updates"] = float(self.skipped_updates)
         return out
 
     def learning_rate(self) -> float:
-        """The step size at env step t: ``cfg.lr``, or a decay of it over the run's budget T.
+        """The step size now: ``held(lr, lr_final, lr_decay_after)``."""
+        return self.held(self.cfg.lr, self.cfg.lr_final, self.cfg.lr_decay_after)
 
-        - ``lr_final`` alone: linear from lr at t = 0 to lr_final at T.
-        - ``lr_decay_after`` = W: held until W, then linear to lr_final (0 if None) at T:
-          lr_t = lr + (lr_final - lr) * clip((t - W) / (T - W), 0, 1); a run of T <= W keeps lr.
+    def entropy_coef(self) -> float:
+        """The entropy bonus now: ``held(ent_coef, ent_coef_final, ent_decay_after)``."""
+        return self.held(self.cfg.ent_coef, self.cfg.ent_coef_final, self.cfg.ent_decay_after)
+
+    def held(self, start: float, final: float | None, after: int | None) -> float:
+        """A hyperparameter at env step t of a run of T steps: ``start``, or a decay of it.
+
+        - ``after`` None: ``scheduled(start, final)``, linear from t = 0 (constant if final is None).
+        - ``after`` = W: held until W, then linear to final (0 if None) at T:
+          x_t = start + (final - start) * clip((t - W) / (T - W), 0, 1); a run of T <= W keeps start.
         """
-        cfg, w = self.cfg, self.cfg.lr_decay_after
-        if w is None:
-            return self.scheduled(cfg.lr, cfg.lr_final)
-        if self.total_steps <= w:  # also past T: a run's last rollout may end beyond it
-            return cfg.lr
-        final = 0.0 if cfg.lr_final is None else cfg.lr_final
-        done = min(1.0, max(0.0, (self.global_step - w) / (self.total_steps - w)))
-        return cfg.lr + (final - cfg.lr) * done
+        if after is None:
+            return self.scheduled(start, final)
+        if self.total_steps <= after:  # also past T: a run's last rollout may end beyond it
+            return start
+        final = 0.0 if final is None else final
+        done = min(1.0, max(0.0, (self.global_step - after) / (self.total_steps - after)))
+        return start + (final - start) * done
 
     def scheduled(self, start: float, final: float | None) -> float:
         """A hyperparameter now: ``start``, or linear from it to ``final`` over ``total_steps``
@@ -336,7 +343,7 @@ class Learner:
         adv, valid = advantages[:, rows], ro.valid[:, rows]
         if self.cfg.norm_adv:  # eager: under torchrun this hook is a collective
             adv = self.normalize_advantages(adv, valid)
-        ent_coef = torch.tensor(self.scheduled(self.cfg.ent_coef, self.cfg.ent_coef_final))
+        ent_coef = torch.tensor(self.entropy_coef())
         pick = lambda t: t[:, rows]  # noqa: E731
         terms, state, records, keeps = self._chunk_loss(
             map_obs(pick, ro.obs),

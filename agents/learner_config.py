@@ -29,6 +29,8 @@ class LearnerConfig:
     ent_coef: float = 0.05  # entropy bonus (configs/learner/default.yaml says why 0.05)
     ent_coef_final: float | None = None  # None: constant; else linear from ent_coef to this at the
     # learner's total_steps (the run's budget)
+    ent_decay_after: int | None = None  # as lr_decay_after, for ent_coef: held for this many env
+    # steps, then linear to ent_coef_final (0 if None) at total_steps
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
     norm_adv: bool = True  # normalise advantages (per minibatch)
@@ -57,5 +59,6 @@ class LearnerConfig:
         for key in ("lr_final", "ent_coef_final"):
             if getattr(self, key) is not None and getattr(self, key) < 0:
                 raise ValueError(f"{key} must be >= 0 or None, got {getattr(self, key)}")
-        if self.lr_decay_after is not None and self.lr_decay_after < 1:
-            raise ValueError(f"lr_decay_after must be >= 1 or None, got {self.lr_decay_after}")
+        for key in ("lr_decay_after", "ent_decay_after"):
+            if getattr(self, key) is not None and getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1 or None, got {getattr(self, key)}")

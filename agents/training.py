@@ -61,9 +61,10 @@ def build(
     learner_cfg = LearnerConfig(**{k: v for k, v in cfg.algo.items() if k != "name"})
     # this rank's share of the budget: every rank steps its envs in lockstep
     local_steps = max(1, cfg.total_steps * envs.num_envs // cfg.num_envs)
-    if learner_cfg.lr_decay_after is not None:  # counted in all ranks' env steps, as the budget
-        share = max(1, learner_cfg.lr_decay_after * envs.num_envs // cfg.num_envs)
-        learner_cfg = dataclasses.replace(learner_cfg, lr_decay_after=share)
+    for key in ("lr_decay_after", "ent_decay_after"):  # counted in all ranks' env steps, as the budget
+        if getattr(learner_cfg, key) is not None:
+            share = max(1, getattr(learner_cfg, key) * envs.num_envs // cfg.num_envs)
+            learner_cfg = dataclasses.replace(learner_cfg, **{key: share})
     learner = Learner(agent, rule, envs, learner_cfg, device, total_steps=local_steps)
     ranks.attach(learner)
     return learner
