@@ -306,18 +306,21 @@ def test_rppo_refuses_torchrun(monkeypatch):
         train(cfg)
 
 
-def test_each_rank_holds_the_lr_for_its_share_of_the_held_env_steps(monkeypatch):
-    """algo.lr_decay_after counts all ranks' env steps, as total_steps does: a rank with half the
-    envs holds the lr for half of them, so that every rank decays at the same global step."""
+def test_each_rank_holds_the_schedules_for_its_share_of_the_held_env_steps(monkeypatch):
+    """algo.lr_decay_after and algo.ent_decay_after count all ranks' env steps, as total_steps
+    does: a rank with half the envs holds for half of them, so every rank decays at the same
+    global step."""
     from hydra import compose, initialize_config_dir
 
     from agents.training import build
 
     configs = str(Path(__file__).parents[1] / "configs")
     with initialize_config_dir(config_dir=configs, version_base="1.3"):
-        cfg = compose("config", overrides=["algo=kfrtrl", "num_envs=4", "total_steps=1000"])
+        cfg = compose(
+            "config", overrides=["algo=kfrtrl", "num_envs=4", "total_steps=1000", "algo.ent_decay_after=8000"]
+        )
     one = build(cfg, torch.device("cpu"))
-    assert (one.total_steps, one.cfg.lr_decay_after) == (1000, 100_000)
+    assert (one.total_steps, one.cfg.lr_decay_after, one.cfg.ent_decay_after) == (1000, 100_000, 8000)
     monkeypatch.setattr(DataParallel, "attach", lambda self, learner: None)  # no process group here
     half = build(cfg, torch.device("cpu"), ranks=DataParallel(rank=1, world_size=2))
-    assert (half.total_steps, half.cfg.lr_decay_after) == (500, 50_000)
+    assert (half.total_steps, half.cfg.lr_decay_after, half.cfg.ent_decay_after) == (500, 50_000, 4000)

@@ -429,21 +429,27 @@ def test_learning_rate_goes_linearly_to_its_final_value_over_the_budget():
         make_learner(lr_final=0.0)
 
 
-def test_learning_rate_is_held_then_goes_linearly_to_its_final_value_at_the_budget():
-    # W = 36 of a budget of 90: held through 36 steps, then linear to lr_final at 90, then held
-    learner = make_learner(total_steps=90, lr=1e-3, lr_final=1e-4, lr_decay_after=36)
-    seen = [learner.update(learner.collect())["learning_rate"] for _ in range(6)]
-    assert seen == pytest.approx([1e-3, 1e-3, 1e-3 - 9e-4 / 3, 1e-3 - 9e-4 * 2 / 3, 1e-4, 1e-4])
-    short = make_learner(total_steps=36, lr=1e-3, lr_final=0.0, lr_decay_after=36)  # T <= W
-    assert [short.update(short.collect())["learning_rate"] for _ in range(3)] == [1e-3] * 3
-    to_zero = make_learner(total_steps=72, lr=1e-3, lr_decay_after=36)  # lr_final None: to 0
-    assert [to_zero.update(to_zero.collect())["learning_rate"] for _ in range(4)] == pytest.approx(
-        [1e-3, 1e-3, 5e-4, 0.0]
+@pytest.mark.parametrize(
+    ("key", "logged", "start", "final"),
+    [("lr", "learning_rate", 1e-3, 1e-4), ("ent_coef", "ent_coef", 0.05, 0.01)],
+)
+def test_schedule_is_held_then_goes_linearly_to_its_final_value_at_the_budget(key, logged, start, final):
+    # W = 36 of a budget of 90: held through 36 steps, then linear to the final value at 90, then held
+    after = {"lr": "lr_decay_after", "ent_coef": "ent_decay_after"}[key]
+    learner = make_learner(total_steps=90, **{key: start, f"{key}_final": final, after: 36})
+    seen = [learner.update(learner.collect())[logged] for _ in range(6)]
+    step = (start - final) / 3
+    assert seen == pytest.approx([start, start, start - step, start - 2 * step, final, final])
+    short = make_learner(total_steps=36, **{key: start, f"{key}_final": 0.0, after: 36})  # T <= W
+    assert [short.update(short.collect())[logged] for _ in range(3)] == [start] * 3
+    to_zero = make_learner(total_steps=72, **{key: start, after: 36})  # final None: to 0
+    assert [to_zero.update(to_zero.collect())[logged] for _ in range(4)] == pytest.approx(
+        [start, start, start / 2, 0.0]
     )
-    with pytest.raises(ValueError, match="lr_decay_after needs the learner's total_steps"):
-        make_learner(lr_decay_after=36)
-    with pytest.raises(ValueError, match="lr_decay_after must be >= 1"):
-        LearnerConfig(lr_decay_after=0)
+    with pytest.raises(ValueError, match=f"{after} needs the learner's total_steps"):
+        make_learner(**{after: 36})
+    with pytest.raises(ValueError, match=f"{after} must be >= 1"):
+        LearnerConfig(**{after: 0})
 
 
 def assert_same_step_as_constant(scheduled: Learner, constant: Learner, other: Learner) -> None:
@@ -474,6 +480,15 @@ def test_scheduled_entropy_takes_the_step_of_that_constant_coefficient():
         make_learner(total_steps=36, ent_coef=0.05, ent_coef_final=0.01),
         make_learner(ent_coef=0.03),
         make_learner(ent_coef=0.05),
+    )
+
+
+def test_decayed_entropy_takes_the_step_of_that_constant_coefficient():
+    # 18 steps: halfway from W = 9 to T = 27, ent_coef / 2; held until 18, the other keeps 0.05
+    assert_same_step_as_constant(
+        make_learner(total_steps=27, ent_coef=0.05, ent_decay_after=9),
+        make_learner(ent_coef=0.025),
+        make_learner(total_steps=27, ent_coef=0.05, ent_decay_after=18),
     )
 
 
