@@ -656,10 +656,41 @@ def test_bad_evaluate_entries_raise(tmp_path, entry, match):
         S.load_suite(_write(tmp_path, TINY_SUITE + entry + "\n"))
 
 
+def test_a_learner_key_added_since_drifts_where_the_algo_now_sets_it_off_its_base(tmp_path):
+    """A config saved before a learner key existed trained at the key's base value
+    (configs/learner/default.yaml). Where the algo now sets it otherwise (as algo=kfrtrl did with
+    lr_decay_after) the cell has drifted; at its base value, or as a hold past the run's budget
+    (32 steps) with no final value (a constant lr either way), it has not."""
+    agents = {
+        "base": "[algo=rtrl]",
+        "held": "[algo=rtrl, algo.lr_decay_after=16]",
+        "held-past-budget": "[algo=rtrl, algo.lr_decay_after=64]",
+        "held-past-budget-decayed": "[algo=rtrl, algo.lr_decay_after=64, algo.lr_final=0.0]",
+    }
+    suite = (
+        "seeds: [0]\ncommon: [num_envs=2, progress=false, torch_threads=1]\nagents:\n"
+        + "".join(f"  {agent}: {overrides}\n" for agent, overrides in agents.items())
+        + "tasks:\n  recall-d2:\n    overrides: [env=recall, env.delay=2]\n    total_steps: 32\n"
+    )
+    cells = {c.agent: c for c in S.expand(S.load_suite(_write(tmp_path, suite)), tmp_path / "s")}
+    for cell in cells.values():
+        saved = OmegaConf.to_container(S.compose_cell(cell), resolve=True)
+        del saved["algo"]["lr_decay_after"]  # the config as the code before the key saved it
+        Path(cell.run_dir).mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(saved), Path(cell.run_dir) / "config.yaml")
+    assert {agent: S.config_drift(cell) for agent, cell in cells.items()} == {
+        "base": [],
+        "held": ["algo.lr_decay_after: absent (then None) -> 16"],
+        "held-past-budget": [],
+        "held-past-budget-decayed": ["algo.lr_decay_after: absent (then None) -> 64"],
+    }
+
+
 def test_a_finished_cell_whose_defaults_changed_since_stops_the_suite(tmp_path):
     """Cells match on their overrides, so a default changed under a finished cell (here: the
     learning rate its config.yaml, or its archive, saved) would pass for today's config. The suite
-    names the key and runs nothing; --list and --report-only warn. A key added since is no drift."""
+    names the key and runs nothing; --list and --report-only warn. A key added since is no drift
+    (a learner key's own rule: the test above)."""
     import gzip
 
     path = _write(tmp_path, TINY_SUITE)

@@ -30,6 +30,12 @@ __all__ = ["compose_cell", "config_drift", "keep_finished", "reset_stop", "run_c
 
 # Keys that say where and how a run ran, not what it trained: never drift.
 _RUN_KEYS = frozenset({"log_dir", "resume", "progress", "device", "torch_threads", "checkpoint_every"})
+# The learner's base values: a learner key added since a cell ran gave the old behaviour at its
+# value here (the project's rule for a new key), so that is what the cell ran with.
+LEARNER_DEFAULTS = CONFIGS / "learner" / "default.yaml"
+# Holds and the schedule each delays: held past the run's budget with no final set, the value is
+# constant, as it was before the hold existed (Learner.held), so such a run is unchanged.
+_HOLDS = {"lr_decay_after": "lr_final", "ent_decay_after": "ent_coef_final"}
 
 log = logging.getLogger(__name__)
 
@@ -203,8 +209,11 @@ def reset_stop() -> None:
 def config_drift(cell: Cell) -> list[str]:
     """How the config a finished cell trained with differs from what its overrides compose to now:
     ``key: then -> now`` for each key both have with another value (a default changed since), []
-    when none does. Keys added since are not drift (a new key's default keeps the old behaviour
-    by this project's rule); where a run ran (log_dir, device, ...) never is."""
+    when none does. A key added since is no drift (a new key's default keeps the old behaviour by
+    this project's rule), unless it is a learner key (``algo.*``) whose value now is not its base
+    value in configs/learner/default.yaml: an algo that later changed it (algo=kfrtrl's
+    ``lr_decay_after``) trains otherwise than the cell did. Where a run ran (log_dir, device, ...)
+    never is drift."""
     config_file = Path(cell.run_dir) / "config.yaml"
     if config_file.is_file():
         then = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
@@ -213,7 +222,27 @@ def config_drift(cell: Cell) -> list[str]:
     else:
         return []
     now = OmegaConf.to_container(compose_cell(cell), resolve=True)
-    return [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(then or {}, now, "")]
+    then = then or {}
+    changed = [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(then, now, "")]
+    return changed + _added_learner_keys(then.get("algo") or {}, now.get("algo") or {}, now["total_steps"])
+
+
+def _added_learner_keys(then: dict[str, Any], now: dict[str, Any], total_steps: int) -> list[str]:
+    """``algo.key: absent (then base) -> now`` for each learner key the cell's config lacks whose
+    value now differs from its base value, the one the cell trained with (a hold that changes
+    nothing in a run of this budget excepted)."""
+    base = OmegaConf.to_container(OmegaConf.load(LEARNER_DEFAULTS), resolve=True)
+    if not set(base) <= set(now):  # an algo not built on the learner's keys (the peer's)
+        return []
+
+    def idle_hold(key: str) -> bool:
+        return key in _HOLDS and now[_HOLDS[key]] is None and now[key] >= total_steps
+
+    return [
+        f"algo.{key}: absent (then {base[key]!r}) -> {now[key]!r}"
+        for key in sorted(set(now) - set(then))
+        if key in base and now[key] != base[key] and not idle_hold(key)
+    ]
 
 
 def _differences(then: Any, now: Any, prefix: str) -> list[tuple[str, Any, Any]]:
