@@ -33,8 +33,8 @@ It adds no training code.
   report reads them: a suite longer than one machine's life finishes over several, each running
   a slice and committing its archives. A finished cell whose saved config differs from what its
   overrides compose to today (a default changed since; a key added since only where it is a
-  learner key set off its base value in a way that changes the run) stops the suite, naming the
-  keys: its result describes the old defaults.
+  learner key set off the value the cell ran at, its base or the one before the key, in a way
+  that changes the run) stops the suite, naming the keys: its result describes the old defaults.
 - **Slices**: ``--tasks`` and ``--agents`` (glob patterns) run part of a suite in the same
   directories; the whole suite later skips what the slice finished. The report after a slice
   is still the whole suite's (the other cells as done or pending).

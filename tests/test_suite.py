@@ -686,6 +686,30 @@ def test_a_learner_key_added_since_drifts_where_the_algo_now_sets_it_off_its_bas
     }
 
 
+def test_a_default_changed_after_its_key_came_drifts_on_the_tasks_where_it_acts(tmp_path):
+    """log_std_min came with no floor and defaults to -3 since: a config saved before the key
+    trained without a floor. That changes a run with Box actions (Pendulum) only; an explicit
+    null is the old run."""
+    suite = (
+        "seeds: [0]\ncommon: [num_envs=2, progress=false, torch_threads=1]\nagents:\n"
+        "  floor: [algo=rtrl]\n  none: [algo=rtrl, algo.log_std_min=null]\ntasks:\n"
+        "  pendulum:\n    overrides: [env=novel, env.id=PendulumNoVel-v1]\n    total_steps: 32\n"
+        "  recall-d2:\n    overrides: [env=recall, env.delay=2]\n    total_steps: 32\n"
+    )
+    cells = S.expand(S.load_suite(_write(tmp_path, suite)), tmp_path / "s")
+    for cell in cells:
+        saved = OmegaConf.to_container(S.compose_cell(cell), resolve=True)
+        del saved["algo"]["log_std_min"]  # the config as the code before the key saved it
+        Path(cell.run_dir).mkdir(parents=True)
+        OmegaConf.save(OmegaConf.create(saved), Path(cell.run_dir) / "config.yaml")
+    assert {f"{c.task}/{c.agent}": S.config_drift(c) for c in cells} == {
+        "pendulum/floor": ["algo.log_std_min: absent (then None) -> -3.0"],
+        "pendulum/none": [],
+        "recall-d2/floor": [],
+        "recall-d2/none": [],
+    }
+
+
 def test_a_finished_cell_whose_defaults_changed_since_stops_the_suite(tmp_path):
     """Cells match on their overrides, so a default changed under a finished cell (here: the
     learning rate its config.yaml, or its archive, saved) would pass for today's config. The suite

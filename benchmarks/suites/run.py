@@ -4,6 +4,7 @@ checkpoint), mark it done, evaluate and archive it (benchmarks/suite.py's docstr
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -36,6 +37,11 @@ LEARNER_DEFAULTS = CONFIGS / "learner" / "default.yaml"
 # Holds and the schedule each delays: held past the run's budget with no final set, the value is
 # constant, as it was before the hold existed (Learner.held), so such a run is unchanged.
 _HOLDS = {"lr_decay_after": "lr_final", "ent_decay_after": "ent_coef_final"}
+# Learner keys whose default changed after they were added: a config saved before the key trained
+# at this value (what the code reads a missing key as), not at the base above.
+_BEFORE_KEY: dict[str, Any] = {"log_std_min": None}
+# Learner keys that act on Box actions only: on other tasks no value changes the run.
+_BOX_ONLY = frozenset({"log_std_min"})
 
 log = logging.getLogger(__name__)
 
@@ -210,10 +216,11 @@ def config_drift(cell: Cell) -> list[str]:
     """How the config a finished cell trained with differs from what its overrides compose to now:
     ``key: then -> now`` for each key both have with another value (a default changed since), []
     when none does. A key added since is no drift (a new key's default keeps the old behaviour by
-    this project's rule), unless it is a learner key (``algo.*``) whose value now is not its base
-    value in configs/learner/default.yaml: an algo that later changed it (algo=kfrtrl's
-    ``lr_decay_after``) trains otherwise than the cell did. Where a run ran (log_dir, device, ...)
-    never is drift."""
+    this project's rule), unless it is a learner key (``algo.*``) whose value now is not the one
+    the cell ran at: an algo that later set it off its base value in configs/learner/default.yaml
+    (algo=kfrtrl's ``lr_decay_after``), or a default changed after the key came (``log_std_min``:
+    no floor before it) on a task where it acts. Where a run ran (log_dir, device, ...) never is
+    drift."""
     config_file = Path(cell.run_dir) / "config.yaml"
     if config_file.is_file():
         then = OmegaConf.to_container(OmegaConf.load(config_file), resolve=True)
@@ -224,25 +231,50 @@ def config_drift(cell: Cell) -> list[str]:
     now = OmegaConf.to_container(compose_cell(cell), resolve=True)
     then = then or {}
     changed = [f"{key}: {old!r} -> {new!r}" for key, old, new in _differences(then, now, "")]
-    return changed + _added_learner_keys(then.get("algo") or {}, now.get("algo") or {}, now["total_steps"])
+    added = _added_learner_keys(then.get("algo") or {}, now.get("algo") or {}, now["total_steps"], now["env"])
+    return changed + added
 
 
-def _added_learner_keys(then: dict[str, Any], now: dict[str, Any], total_steps: int) -> list[str]:
-    """``algo.key: absent (then base) -> now`` for each learner key the cell's config lacks whose
-    value now differs from its base value, the one the cell trained with (a hold that changes
-    nothing in a run of this budget excepted)."""
+def _added_learner_keys(
+    then: dict[str, Any], now: dict[str, Any], total_steps: int, env: dict[str, Any]
+) -> list[str]:
+    """``algo.key: absent (then old) -> now`` for each learner key the cell's config lacks whose
+    value now differs from the one the cell trained with (its base value, or the value before the
+    key for a default changed since), unless it changes nothing in this run: a hold past the
+    budget, or a Box-only key on a task whose actions are not a Box."""
     base = OmegaConf.to_container(OmegaConf.load(LEARNER_DEFAULTS), resolve=True)
     if not set(base) <= set(now):  # an algo not built on the learner's keys (the peer's)
         return []
+    old = {**base, **_BEFORE_KEY}
 
-    def idle_hold(key: str) -> bool:
-        return key in _HOLDS and now[_HOLDS[key]] is None and now[key] >= total_steps
+    def idle(key: str) -> bool:
+        if key in _HOLDS:
+            return now[_HOLDS[key]] is None and now[key] >= total_steps
+        return key in _BOX_ONLY and not _box_actions(json.dumps(env, sort_keys=True))
 
     return [
-        f"algo.{key}: absent (then {base[key]!r}) -> {now[key]!r}"
+        f"algo.{key}: absent (then {old[key]!r}) -> {now[key]!r}"
         for key in sorted(set(now) - set(then))
-        if key in base and now[key] != base[key] and not idle_hold(key)
+        if key in base and now[key] != old[key] and not idle(key)
     ]
+
+
+@functools.cache
+def _box_actions(env_json: str) -> bool:
+    """Whether the env config (as JSON, for the cache) acts in a Box; True when it cannot be built,
+    so that a key it might change is still named."""
+    import gymnasium
+
+    from envs import make_vector_env
+
+    try:
+        envs = make_vector_env(json.loads(env_json), num_envs=1, seed=0)
+    except Exception:  # not buildable here (a missing package): assume the key acts
+        return True
+    try:
+        return isinstance(envs.single_action_space, gymnasium.spaces.Box)
+    finally:
+        envs.close()
 
 
 def _differences(then: Any, now: Any, prefix: str) -> list[tuple[str, Any, Any]]:
